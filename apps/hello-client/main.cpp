@@ -1,0 +1,178 @@
+// hello-client: connects, sends a message N times in lockstep, prints every reply.
+#include <hello/client.hpp>
+#include <hello/error.hpp>
+#include <hello/version.hpp>
+
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/program_options.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+namespace po = boost::program_options;
+namespace asio = boost::asio;
+
+namespace {
+
+struct invocation {
+    hello::client_options options;
+    std::string message = "hello server";
+    std::uint64_t count = 1;
+    bool json = false;
+};
+
+[[noreturn]] void usage_error(const std::string& what) { throw hello::startup_error(hello::exit_code::usage, what); }
+
+template <typename Number>
+Number parse_number(const std::string& name, const std::string& text, Number low, Number high) {
+    Number value{};
+    const auto* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc{} || ptr != end || value < low || value > high)
+        usage_error("invalid value '" + text + "' for " + name);
+    return value;
+}
+
+std::optional<invocation> parse(int argc, char* argv[]) {
+    po::options_description d("Options");
+    d.add_options()
+        ("help,h", "print this help and exit")
+        ("version", "print the version and exit")
+        ("connect,c", po::value<std::string>()->value_name("ENDPOINT"),
+         "server endpoint: unix:/path, unix:@name, tcp:host:port (default unix:/tmp/uds_socket)")
+        ("message,m", po::value<std::string>()->value_name("TEXT"), "request to send (default 'hello server')")
+        ("count,n", po::value<std::string>()->value_name("N"), "requests to send, one after another (default 1)")
+        ("framing", po::value<std::string>()->value_name("raw|line"), "wire framing (default raw)")
+        ("timeout", po::value<std::string>()->value_name("SECONDS"), "limit for connecting and for each reply (default 5)")
+        ("json", "print one JSON object per reply, with its latency");
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+    } catch (const po::error& e) {
+        usage_error(e.what());
+    }
+    if (vm.count("help")) {
+        std::cout << "Usage: hello-client [OPTIONS]\nSends requests to hello-server and prints the replies.\n\n"
+                  << d << "\nExit codes: 0 ok, 64 usage, 69 cannot connect, 75 timeout, 76 unexpected reply\n";
+        return std::nullopt;
+    }
+    if (vm.count("version")) {
+        std::cout << "hello-client " << hello::version << "\n";
+        return std::nullopt;
+    }
+    invocation inv;
+    try {
+        if (vm.count("connect")) inv.options.server = hello::endpoint::parse(vm["connect"].as<std::string>());
+    } catch (const hello::startup_error& e) {
+        usage_error(e.what());
+    }
+    if (vm.count("message")) inv.message = vm["message"].as<std::string>();
+    if (vm.count("count"))
+        inv.count = parse_number<std::uint64_t>("--count", vm["count"].as<std::string>(), 1, 1'000'000'000);
+    if (vm.count("framing")) {
+        auto f = hello::parse_framing(vm["framing"].as<std::string>());
+        if (!f) usage_error("invalid value '" + vm["framing"].as<std::string>() + "' for --framing: expected raw or line");
+        inv.options.framing = *f;
+    }
+    if (vm.count("timeout")) {
+        const auto text = vm["timeout"].as<std::string>();
+        double seconds = 0;
+        std::istringstream in(text);
+        in >> seconds;
+        if (!in || !in.eof() || !(seconds > 0) || seconds > 86400)
+            usage_error("invalid value '" + text + "' for --timeout: expected seconds above 0");
+        inv.options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000 + 0.5));
+    }
+    inv.json = vm.count("json") > 0;
+    if (inv.options.framing == hello::framing::line && inv.message.find('\n') != std::string::npos)
+        usage_error("--message cannot contain a newline in line framing");
+    return inv;
+}
+
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\u%04x", c);
+            out += esc;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
+void print_reply(const invocation& inv, std::uint64_t seq, const std::string& reply,
+                 std::chrono::steady_clock::duration latency) {
+    if (!inv.json) {
+        std::cout << reply << "\n";
+        return;
+    }
+    const double us = std::chrono::duration<double, std::micro>(latency).count();
+    std::printf("{\"request\":%llu,\"reply\":%s,\"latency_us\":%.1f}\n", static_cast<unsigned long long>(seq),
+                json_string(reply).c_str(), us);
+    std::fflush(stdout);
+}
+
+// The whole conversation; returns the process's exit code.
+asio::awaitable<int> converse(const invocation& inv) {
+    const auto where = inv.options.server.to_string();
+    hello::client client(co_await asio::this_coro::executor, inv.options);
+    if (auto ec = co_await client.connect()) {
+        std::fprintf(stderr, "hello-client: cannot connect to %s: %s\n", where.c_str(), ec.message().c_str());
+        co_return hello::to_int(ec == asio::error::timed_out ? hello::exit_code::temp_failure
+                                                              : hello::exit_code::unavailable);
+    }
+    std::string reply;
+    for (std::uint64_t seq = 1; seq <= inv.count; ++seq) {
+        const auto sent = std::chrono::steady_clock::now();
+        const auto ec = co_await client.request(inv.message, reply);
+        if (ec == asio::error::timed_out) {
+            std::fprintf(stderr, "hello-client: no reply from %s within the timeout (request %llu)\n", where.c_str(),
+                         static_cast<unsigned long long>(seq));
+            co_return hello::to_int(hello::exit_code::temp_failure);
+        }
+        if (ec) {
+            std::fprintf(stderr, "hello-client: request %llu to %s: %s (got %s)\n", static_cast<unsigned long long>(seq),
+                         where.c_str(), ec.message().c_str(), json_string(reply).c_str());
+            co_return hello::to_int(hello::exit_code::protocol);
+        }
+        print_reply(inv, seq, reply, std::chrono::steady_clock::now() - sent);
+    }
+    client.close();
+    co_return 0;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+    try {
+        const auto inv = parse(argc, argv);
+        if (!inv) return 0;
+        asio::io_context ctx(1);
+        int status = hello::to_int(hello::exit_code::software);
+        asio::co_spawn(ctx, converse(*inv), [&](std::exception_ptr e, int rc) {
+            if (e) std::rethrow_exception(e);
+            status = rc;
+        });
+        ctx.run();
+        return status;
+    } catch (const hello::startup_error& e) {
+        std::fprintf(stderr, "hello-client: %s\n", e.what());
+        return hello::to_int(e.code());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hello-client: internal error: %s\n", e.what());
+        return hello::to_int(hello::exit_code::software);
+    }
+}

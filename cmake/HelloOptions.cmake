@@ -1,0 +1,17 @@
+# hello::options: warnings and sanitizers every target of the project builds with.
+add_library(hello_options INTERFACE)
+add_library(hello::options ALIAS hello_options)
+
+target_compile_options(hello_options INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wold-style-cast -Wcast-align
+  -Woverloaded-virtual -Wimplicit-fallthrough -Wduplicated-cond -Wlogical-op
+  $<$<BOOL:${HELLO_WERROR}>:-Werror>)
+
+if(HELLO_SANITIZE)
+  if(NOT HELLO_SANITIZE MATCHES "^(address|undefined|address,undefined|undefined,address|thread)$")
+    message(FATAL_ERROR "HELLO_SANITIZE must be address, undefined, address,undefined or thread; got '${HELLO_SANITIZE}'")
+  endif()
+  target_compile_options(hello_options INTERFACE -fsanitize=${HELLO_SANITIZE} -fno-omit-frame-pointer
+                                                 -fno-sanitize-recover=all)
+  target_link_options(hello_options INTERFACE -fsanitize=${HELLO_SANITIZE})
+endif()

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+namespace hello {
+
+// How requests are delimited on the wire.
+//  raw:  every chunk the server reads is one request; the reply is `hello client` (the
+//        tutorial's contract, so its Python scripts work unchanged).
+//  line: every `\n`-terminated line is one request; the reply is `hello client\n`.
+enum class framing { raw, line };
+
+inline constexpr std::string_view raw_reply = "hello client";
+inline constexpr std::string_view line_reply = "hello client\n";
+inline constexpr std::string_view too_long_reply = "error: request too long\n";
+
+[[nodiscard]] std::string_view to_string(framing f) noexcept;
+[[nodiscard]] std::optional<framing> parse_framing(std::string_view text) noexcept;
+[[nodiscard]] inline std::string_view reply_for(framing f) noexcept {
+    return f == framing::raw ? raw_reply : line_reply;
+}
+
+// What one look at buffered line-framed input found. Pure, so that splitting, pipelining
+// and limits are tested without sockets.
+struct line_scan {
+    std::size_t complete = 0;   // requests fully received, in order
+    std::size_t consumed = 0;   // bytes those requests occupy, newlines included
+    bool too_long = false;      // the next request is over the limit: answer `complete`, then refuse
+};
+
+// Scans `buffered` for `\n`-terminated requests of at most `max_request_bytes` bytes each,
+// not counting the `\n` nor a `\r` just before it (CRLF peers such as telnet are welcome).
+// Stops at the first request over the limit, as soon as it is certain: a peer streaming an
+// endless line is refused without waiting for its newline.
+[[nodiscard]] line_scan scan_lines(std::string_view buffered, std::size_t max_request_bytes) noexcept;
+
+}  // namespace hello

@@ -1,0 +1,182 @@
+#include <hello/client.hpp>
+#include <hello/error.hpp>
+
+#include "net.hpp"
+
+#include <boost/asio/read_until.hpp>
+
+namespace hello {
+
+using namespace detail;
+
+namespace {
+
+class client_category_impl : public boost::system::error_category {
+public:
+    [[nodiscard]] const char* name() const noexcept override { return "hello.client"; }
+    [[nodiscard]] std::string message(int ev) const override {
+        switch (static_cast<client_errc>(ev)) {
+            case client_errc::unexpected_reply: return "unexpected reply";
+            case client_errc::closed_early: return "connection closed before the reply was complete";
+        }
+        return "unknown client error";
+    }
+};
+
+// A full UNIX backlog: the listener is alive and will take us shortly. Boost 1.80+ maps
+// connect()'s EAGAIN to in_progress, after which the connect "succeeds" on a socket that is
+// not connected; older releases said no_buffer_space. All of them are worth another try.
+bool is_transient(const error_code& ec) {
+    return ec == asio::error::not_connected || ec == asio::error::no_buffer_space ||
+           ec == asio::error::try_again || ec == asio::error::would_block || ec == asio::error::in_progress;
+}
+
+constexpr std::size_t max_reply_line = 64 * 1024;
+
+}  // namespace
+
+const boost::system::error_category& client_category() noexcept {
+    static const client_category_impl category;
+    return category;
+}
+
+error_code make_error_code(client_errc e) noexcept { return {static_cast<int>(e), client_category()}; }
+
+struct client::impl {
+    impl(asio::any_io_executor e, client_options o) : ex(std::move(e)), options(std::move(o)), socket(ex), deadline(ex) {}
+
+    // Watchdog: when the deadline passes, pending I/O is cancelled and reported as a timeout.
+    void arm(std::chrono::steady_clock::duration after) {
+        timed_out = false;
+        deadline.expires_after(after);
+        deadline.async_wait([this, generation = ++armed](error_code ec) {
+            if (ec || generation != armed) return;
+            timed_out = true;
+            error_code ignored;
+            socket.cancel(ignored);
+        });
+    }
+    void disarm() {
+        ++armed;
+        deadline.cancel();
+    }
+    error_code outcome(const error_code& ec) const { return timed_out ? asio::error::timed_out : ec; }
+
+    asio::awaitable<error_code> connect_once(const protocol::endpoint& addr,
+                                             std::chrono::steady_clock::time_point give_up);
+    asio::awaitable<error_code> read_raw_reply(std::string& reply);
+    asio::awaitable<error_code> read_line_reply(std::string& reply);
+
+    asio::any_io_executor ex;
+    client_options options;
+    stream_socket socket;
+    asio::steady_timer deadline;
+    std::uint64_t armed = 0;
+    bool timed_out = false;
+    std::string inbox;  // bytes received past the last reply
+};
+
+client::client(asio::any_io_executor ex, client_options options)
+    : impl_(std::make_unique<impl>(std::move(ex), std::move(options))) {}
+client::~client() = default;
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+
+asio::awaitable<error_code> client::impl::connect_once(const protocol::endpoint& addr,
+                                                       std::chrono::steady_clock::time_point give_up) {
+    error_code ec;
+    socket.close(ec);
+    socket.open(addr.protocol(), ec);
+    if (ec) co_return ec;
+    arm(give_up - std::chrono::steady_clock::now());
+    auto [connect_ec] = co_await socket.async_connect(addr);
+    disarm();
+    if (connect_ec) co_return outcome(connect_ec);
+    // See is_transient(): only a peer address proves the connection exists.
+    socket.remote_endpoint(ec);
+    if (ec) co_return ec;
+    const int family = addr.data()->sa_family;
+    if (family == AF_INET || family == AF_INET6) socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    co_return error_code{};
+}
+
+asio::awaitable<error_code> client::connect() {
+    auto& self = *impl_;
+    std::vector<protocol::endpoint> addrs;
+    try {
+        addrs = resolve(self.options.server, false);
+    } catch (const startup_error&) {
+        co_return asio::error::host_not_found;
+    }
+    const auto give_up = std::chrono::steady_clock::now() + self.options.timeout;
+    auto backoff = std::chrono::milliseconds(1);
+    for (;;) {
+        error_code ec;
+        bool retry = false;
+        for (const auto& addr : addrs) {
+            ec = co_await self.connect_once(addr, give_up);
+            if (!ec) co_return ec;
+            if (ec == asio::error::timed_out) co_return ec;
+            retry = retry || is_transient(ec);
+        }
+        if (!retry) co_return ec;
+        if (std::chrono::steady_clock::now() + backoff >= give_up) co_return asio::error::timed_out;
+        timer pause(self.ex, backoff);
+        co_await pause.async_wait();
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
+    }
+}
+
+asio::awaitable<error_code> client::impl::read_raw_reply(std::string& reply) {
+    // Raw replies have no delimiter: read until a whole `hello client` is in, or until what
+    // came in can no longer be one.
+    reply = std::exchange(inbox, {});
+    char buf[1024];
+    while (reply.size() < raw_reply.size() && raw_reply.starts_with(reply)) {
+        auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf));
+        if (ec == asio::error::eof) co_return make_error_code(client_errc::closed_early);
+        if (ec) co_return outcome(ec);
+        reply.append(buf, n);
+    }
+    co_return reply == raw_reply ? error_code{} : make_error_code(client_errc::unexpected_reply);
+}
+
+asio::awaitable<error_code> client::impl::read_line_reply(std::string& reply) {
+    auto [ec, n] = co_await asio::async_read_until(socket, asio::dynamic_buffer(inbox, max_reply_line), '\n');
+    if (ec == asio::error::eof) {
+        reply = std::exchange(inbox, {});
+        co_return make_error_code(client_errc::closed_early);
+    }
+    if (ec) co_return outcome(ec);
+    reply.assign(inbox, 0, n - 1);
+    inbox.erase(0, n);
+    if (reply.ends_with('\r')) reply.pop_back();
+    co_return reply + "\n" == line_reply ? error_code{} : make_error_code(client_errc::unexpected_reply);
+}
+
+asio::awaitable<error_code> client::request(std::string_view message, std::string& reply) {
+    auto& self = *impl_;
+    std::string wire(message);
+    if (self.options.framing == framing::line) wire += '\n';  // one write per request: no Nagle stall
+    self.arm(self.options.timeout);
+    auto [ec, n] = co_await asio::async_write(self.socket, asio::buffer(wire));
+    if (ec) {
+        self.disarm();
+        co_return self.outcome(ec);
+    }
+    error_code result;
+    if (self.options.framing == framing::raw)
+        result = co_await self.read_raw_reply(reply);
+    else
+        result = co_await self.read_line_reply(reply);
+    self.disarm();
+    co_return result;
+}
+
+void client::close() {
+    error_code ec;
+    impl_->socket.shutdown(asio::socket_base::shutdown_both, ec);
+    impl_->socket.close(ec);
+}
+
+}  // namespace hello

@@ -1,0 +1,309 @@
+#include <hello/config.hpp>
+#include <hello/error.hpp>
+#include <hello/version.hpp>
+
+#include <boost/program_options.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace hello {
+
+std::string_view to_string(log_level l) noexcept {
+    switch (l) {
+        case log_level::trace: return "trace";
+        case log_level::debug: return "debug";
+        case log_level::info: return "info";
+        case log_level::warn: return "warn";
+        case log_level::error: return "error";
+        case log_level::off: return "off";
+    }
+    return "?";
+}
+
+std::string_view to_string(config_source s) noexcept {
+    switch (s) {
+        case config_source::defaults: return "default";
+        case config_source::file: return "config file";
+        case config_source::environment: return "environment";
+        case config_source::command_line: return "command line";
+    }
+    return "?";
+}
+
+namespace {
+
+// The settings that may come from any source. Every value is read as text and converted
+// here, strictly: program_options would accept "-1" for an unsigned and wrap it around.
+po::options_description settings_description() {
+    po::options_description d("Settings (also HELLO_<NAME> in the environment, or NAME = VALUE in --config)");
+    d.add_options()
+        ("listen,l", po::value<std::vector<std::string>>()->value_name("ENDPOINT"),
+         "endpoint to serve, repeatable: unix:/path, unix:@abstract, tcp:host:port, tcp:[v6]:port "
+         "(default unix:/tmp/uds_socket; HELLO_LISTEN takes a comma-separated list)")
+        ("framing", po::value<std::string>()->value_name("raw|line"),
+         "raw: each chunk read gets 'hello client'; line: each line gets 'hello client\\n' (default raw)")
+        ("threads", po::value<std::string>()->value_name("N"), "threads running the server (default 1)")
+        ("log-level", po::value<std::string>()->value_name("LEVEL"),
+         "trace, debug, info, warn, error or off (default info)")
+        ("socket-mode", po::value<std::string>()->value_name("OCTAL"),
+         "permissions of UNIX socket files (default 0660)")
+        ("max-request-bytes", po::value<std::string>()->value_name("N"),
+         "longest request line in line framing (default 4096)")
+        ("drain-timeout", po::value<std::string>()->value_name("SECONDS"),
+         "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)");
+    return d;
+}
+
+po::options_description command_description() {
+    po::options_description d("Commands");
+    d.add_options()
+        ("help,h", "print this help and exit")
+        ("version", "print the version and exit")
+        ("config", po::value<std::string>()->value_name("FILE"),
+         "read settings from FILE (INI: NAME = VALUE); also HELLO_CONFIG")
+        ("check-config", "validate the configuration, print nothing, exit 0 or 78")
+        ("print-config", "print the effective configuration with where each value came from, then exit");
+    return d;
+}
+
+// HELLO_LOG_LEVEL -> log-level, for the options that exist; anything else is ignored, as
+// other programs' variables may share the prefix.
+std::string environment_name_to_option(std::string_view var, const po::options_description& known) {
+    constexpr std::string_view prefix = "HELLO_";
+    if (!var.starts_with(prefix)) return {};
+    std::string name;
+    for (char c : var.substr(prefix.size()))
+        name += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return known.find_nothrow(name, false) ? name : std::string{};
+}
+
+po::parsed_options parse_environment(const char* const* envp, const po::options_description& known) {
+    po::parsed_options parsed(&known);
+    for (auto* e = envp; e && *e; ++e) {
+        std::string_view entry(*e);
+        const auto eq = entry.find('=');
+        if (eq == std::string_view::npos) continue;
+        const auto name = environment_name_to_option(entry.substr(0, eq), known);
+        if (name.empty()) continue;
+        std::string value(entry.substr(eq + 1));
+        if (name == "listen") {
+            // One variable carries the whole list.
+            std::vector<std::string> items;
+            std::stringstream list(value);
+            for (std::string item; std::getline(list, item, ',');)
+                if (!item.empty()) items.push_back(item);
+            po::basic_option<char> opt(name, items);
+            parsed.options.push_back(opt);
+        } else {
+            parsed.options.push_back(po::basic_option<char>(name, {value}));
+        }
+    }
+    return parsed;
+}
+
+// Values gathered from one source, before they are merged.
+struct layer {
+    config_source source;
+    po::variables_map values;
+};
+
+struct merged {
+    std::map<std::string, std::pair<config_source, po::variable_value>> values;
+
+    [[nodiscard]] const std::pair<config_source, po::variable_value>* find(const std::string& name) const {
+        auto it = values.find(name);
+        return it == values.end() ? nullptr : &it->second;
+    }
+};
+
+merged merge(const std::vector<layer>& layers) {
+    merged m;
+    for (const auto& l : layers)
+        for (const auto& [name, value] : l.values)
+            if (!value.defaulted()) m.values.try_emplace(name, l.source, value);
+    return m;
+}
+
+[[noreturn]] void bad_value(config_source from, const std::string& name, const std::string& value,
+                            const std::string& expected) {
+    const auto code = from == config_source::file ? exit_code::config : exit_code::usage;
+    throw startup_error(code, "invalid value '" + value + "' for " + name + " (from " +
+                                  std::string(to_string(from)) + "): expected " + expected);
+}
+
+template <typename Number>
+std::optional<Number> parse_number(std::string_view text, int base = 10) {
+    Number value{};
+    const auto* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value, base);
+    if (text.empty() || ec != std::errc{} || ptr != end) return std::nullopt;
+    return value;
+}
+
+std::optional<log_level> parse_log_level(std::string_view text) {
+    for (auto l : {log_level::trace, log_level::debug, log_level::info, log_level::warn,
+                   log_level::error, log_level::off})
+        if (text == to_string(l)) return l;
+    return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) {
+    double seconds = 0;
+    std::istringstream in(text);
+    in >> seconds;
+    if (!in || !in.eof() || !std::isfinite(seconds) || seconds < 0 || seconds > 86400) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
+}
+
+// A UNIX socket needs an existing directory to live in; say so now rather than at bind().
+void check_parent_directory(const endpoint& ep) {
+    if (!ep.is_unix() || ep.unix().abstract) return;
+    const auto parent = std::filesystem::path(ep.unix().name).parent_path();
+    std::error_code ec;
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+        throw startup_error(exit_code::config, "cannot use '" + ep.to_string() + "': directory '" +
+                                                   parent.string() + "' does not exist");
+}
+
+server_config build_config(const merged& m, std::map<std::string, config_source>& sources) {
+    server_config cfg;
+    auto text = [&](const char* name) -> std::optional<std::pair<config_source, std::string>> {
+        const auto* v = m.find(name);
+        if (!v) return std::nullopt;
+        sources[name] = v->first;
+        return std::pair{v->first, v->second.as<std::string>()};
+    };
+
+    if (const auto* v = m.find("listen")) {
+        sources["listen"] = v->first;
+        cfg.listen.clear();
+        for (const auto& item : v->second.as<std::vector<std::string>>()) {
+            cfg.listen.push_back(endpoint::parse(item));
+            check_parent_directory(cfg.listen.back());
+        }
+    } else {
+        check_parent_directory(cfg.listen.front());
+    }
+    if (auto v = text("framing")) {
+        auto f = parse_framing(v->second);
+        if (!f) bad_value(v->first, "framing", v->second, "raw or line");
+        cfg.framing = *f;
+    }
+    if (auto v = text("threads")) {
+        auto n = parse_number<unsigned>(v->second);
+        if (!n || *n < 1 || *n > 1024) bad_value(v->first, "threads", v->second, "a number from 1 to 1024");
+        cfg.threads = *n;
+    }
+    if (auto v = text("log-level")) {
+        auto l = parse_log_level(v->second);
+        if (!l) bad_value(v->first, "log-level", v->second, "trace, debug, info, warn, error or off");
+        cfg.log_level = *l;
+    }
+    if (auto v = text("socket-mode")) {
+        auto mode = parse_number<unsigned>(v->second, 8);
+        if (!mode || *mode > 0777) bad_value(v->first, "socket-mode", v->second, "an octal mode such as 0660");
+        cfg.socket_mode = *mode;
+    }
+    if (auto v = text("max-request-bytes")) {
+        auto n = parse_number<std::size_t>(v->second);
+        if (!n || *n < 1 || *n > (std::size_t{1} << 24))
+            bad_value(v->first, "max-request-bytes", v->second, "a number from 1 to 16777216");
+        cfg.max_request_bytes = *n;
+    }
+    if (auto v = text("drain-timeout")) {
+        auto d = parse_seconds(v->second);
+        if (!d) bad_value(v->first, "drain-timeout", v->second, "seconds from 0 to 86400");
+        cfg.drain_timeout = *d;
+    }
+    return cfg;
+}
+
+po::variables_map read_config_file(const std::string& path, const po::options_description& settings) {
+    std::ifstream in(path);
+    if (!in) throw startup_error(exit_code::config, "cannot read config file '" + path + "'");
+    po::variables_map vm;
+    try {
+        po::store(po::parse_config_file(in, settings, false), vm);
+    } catch (const po::error& e) {
+        throw startup_error(exit_code::config, "config file '" + path + "': " + e.what());
+    }
+    return vm;
+}
+
+}  // namespace
+
+server_invocation parse_server_invocation(int argc, const char* const argv[], const char* const* envp) {
+    const auto settings = settings_description();
+    const auto commands = command_description();
+    po::options_description all;
+    all.add(commands).add(settings);
+
+    po::variables_map cli;
+    po::variables_map env;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(all).run(), cli);
+        po::options_description env_known;
+        env_known.add(settings).add_options()("config", po::value<std::string>(), "");
+        po::store(parse_environment(envp, env_known), env);
+    } catch (const po::error& e) {
+        throw startup_error(exit_code::usage, e.what());
+    }
+
+    server_invocation inv;
+    std::ostringstream help;
+    help << "Usage: hello-server [OPTIONS]\n"
+            "Answers every request on its endpoints with 'hello client'.\n\n"
+         << commands << "\n" << settings;
+    inv.help_text = help.str();
+    if (cli.count("help")) {
+        inv.what = server_invocation::action::help;
+        return inv;
+    }
+    if (cli.count("version")) {
+        inv.what = server_invocation::action::version;
+        return inv;
+    }
+
+    std::vector<layer> layers;
+    layers.push_back({config_source::command_line, std::move(cli)});
+    layers.push_back({config_source::environment, std::move(env)});
+    const auto& config_from = layers[0].values.count("config") ? layers[0].values : layers[1].values;
+    if (config_from.count("config"))
+        layers.push_back({config_source::file,
+                          read_config_file(config_from["config"].as<std::string>(), settings)});
+
+    const auto m = merge(layers);
+    inv.config = build_config(m, inv.sources);
+    if (m.find("check-config")) inv.what = server_invocation::action::check_config;
+    if (m.find("print-config")) inv.what = server_invocation::action::print_config;
+    return inv;
+}
+
+std::string describe(const server_invocation& inv) {
+    const auto& c = inv.config;
+    auto origin = [&](const std::string& name) {
+        auto it = inv.sources.find(name);
+        return std::string(to_string(it == inv.sources.end() ? config_source::defaults : it->second));
+    };
+    std::ostringstream out;
+    out << "# hello-server " << version << " effective configuration\n";
+    for (const auto& ep : c.listen) out << "listen = " << ep.to_string() << "  # " << origin("listen") << "\n";
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", c.socket_mode);
+    out << "framing = " << to_string(c.framing) << "  # " << origin("framing") << "\n"
+        << "threads = " << c.threads << "  # " << origin("threads") << "\n"
+        << "log-level = " << to_string(c.log_level) << "  # " << origin("log-level") << "\n"
+        << "socket-mode = " << mode << "  # " << origin("socket-mode") << "\n"
+        << "max-request-bytes = " << c.max_request_bytes << "  # " << origin("max-request-bytes") << "\n"
+        << "drain-timeout = " << static_cast<double>(c.drain_timeout.count()) / 1000.0 << "  # "
+        << origin("drain-timeout") << "\n";
+    return out.str();
+}
+
+}  // namespace hello

@@ -1,0 +1,47 @@
+#pragma once
+
+// The Boost.Asio vocabulary shared by the server and the client. <utility> and the
+// co_spawn/detached headers come first: Asio's coroutine headers have used std::exchange
+// and co_spawn without including them in some releases.
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <hello/endpoint.hpp>
+
+namespace hello::detail {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+// Every asynchronous call completes with its error_code as a value (`auto [ec, n] = co_await
+// ...`): a peer that goes away is an expected event, not an exception.
+using nothrow_token = asio::as_tuple_t<asio::use_awaitable_t<>>;
+
+// One socket type for UNIX and TCP alike: the endpoint decides the family at run time, and
+// a socket inherited from a supervisor can be adopted whatever its family.
+using protocol = asio::generic::stream_protocol;
+using stream_socket = nothrow_token::as_default_on_t<protocol::socket>;
+using acceptor = nothrow_token::as_default_on_t<asio::basic_socket_acceptor<protocol>>;
+using timer = nothrow_token::as_default_on_t<asio::steady_timer>;
+
+// The socket addresses an endpoint names (one for UNIX, one per resolved address for TCP).
+// Throws startup_error(exit_code::config) when a TCP host does not resolve.
+std::vector<protocol::endpoint> resolve(const endpoint& ep, bool passive);
+
+// The endpoint a socket address stands for, e.g. to report an ephemeral port.
+endpoint to_endpoint(const protocol::endpoint& addr);
+
+}  // namespace hello::detail

@@ -1,0 +1,160 @@
+#include <hello/server.hpp>
+
+#include "listener.hpp"
+#include "session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+
+namespace hello {
+
+using namespace detail;
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+    impl(asio::io_context& c, server_config cfg)
+        : ctx(c),
+          control(asio::make_strand(c)),
+          state(std::make_shared<server_state>(std::move(cfg))),
+          drain_timer(control) {}
+
+    // Connections get a strand each only when several threads could run them at once.
+    asio::any_io_executor new_executor() {
+        if (state->config.threads == 1) return ctx.get_executor();
+        return asio::make_strand(ctx);
+    }
+
+    static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, listener& l);
+    void begin_stop();
+    void close_all();
+    void check_stopped();
+
+    asio::io_context& ctx;
+    asio::any_io_executor control;  // serialises listeners, stop and the drain timer
+    std::shared_ptr<server_state> state;
+    std::vector<listener> listeners;
+    std::vector<endpoint> endpoints;
+    timer drain_timer;
+    bool stopping = false;
+    std::vector<std::function<void()>> on_stopped;
+};
+
+namespace {
+
+// Out of descriptors or memory: accepting again at once would spin. Wait a little; the
+// connections already open keep being served meanwhile.
+bool is_resource_exhaustion(const error_code& ec) {
+    return ec == boost::system::errc::too_many_files_open ||
+           ec == boost::system::errc::too_many_files_open_in_system ||
+           ec == boost::system::errc::no_buffer_space || ec == boost::system::errc::not_enough_memory;
+}
+
+}  // namespace
+
+asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, listener& l) {
+    for (;;) {
+        auto [ec, socket] = co_await l.socket.async_accept(self->new_executor());
+        if (self->stopping || ec == asio::error::operation_aborted) co_return;
+        if (ec) {
+            spdlog::error("accept on {} failed: {}", l.where.to_string(), ec.message());
+            if (is_resource_exhaustion(ec)) {
+                timer pause(self->control, std::chrono::milliseconds(100));
+                co_await pause.async_wait();
+            }
+            continue;
+        }
+        if (l.is_tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);
+        const auto id = self->state->accepted.fetch_add(1, std::memory_order_relaxed) + 1;
+        session::start(stream_socket(std::move(socket)), self->state, id);
+    }
+}
+
+void server::impl::begin_stop() {
+    if (stopping) return;
+    stopping = true;
+    for (auto& l : listeners) {
+        error_code ec;
+        l.socket.close(ec);
+        if (l.claim) l.claim->release();
+    }
+    spdlog::info("stopping: no longer accepting; draining {} open connections (up to {} ms)",
+                 state->open.load(), state->config.drain_timeout.count());
+    state->for_each([](const std::shared_ptr<session>& s) {
+        asio::post(s->executor(), [s] { s->drain(); });
+    });
+    drain_timer.expires_after(state->config.drain_timeout);
+    drain_timer.async_wait([self = shared_from_this()](error_code ec) {
+        if (ec) return;
+        if (const auto left = self->state->open.load(); left > 0)
+            spdlog::warn("drain timeout: closing {} connections still open", left);
+        self->close_all();
+    });
+    check_stopped();
+}
+
+void server::impl::close_all() {
+    state->for_each([](const std::shared_ptr<session>& s) {
+        asio::post(s->executor(), [s] { s->close(); });
+    });
+}
+
+void server::impl::check_stopped() {
+    if (!stopping || state->open.load() > 0) return;
+    drain_timer.cancel();
+    for (auto& fn : std::exchange(on_stopped, {}))
+        if (fn) fn();
+}
+
+server::server(asio::io_context& ctx, server_config config)
+    : impl_(std::make_shared<impl>(ctx, std::move(config))) {
+    // Bind everything before serving anything: a configuration that is half usable fails whole.
+    for (const auto& ep : impl_->state->config.listen) {
+        for (auto& l : open_listeners(ctx, ep, impl_->state->config)) {
+            impl_->endpoints.push_back(l.where);
+            impl_->listeners.push_back(std::move(l));
+        }
+    }
+    std::weak_ptr<impl> weak = impl_;
+    impl_->state->on_session_closed = [weak] {
+        if (auto self = weak.lock())
+            asio::post(self->control, [self] { self->check_stopped(); });
+    };
+}
+
+server::~server() {
+    for (auto& l : impl_->listeners)
+        if (l.claim) l.claim->release();
+}
+
+const std::vector<endpoint>& server::endpoints() const noexcept { return impl_->endpoints; }
+
+void server::start() {
+    std::string where;
+    for (const auto& ep : impl_->endpoints) where += (where.empty() ? "" : ", ") + ep.to_string();
+    spdlog::info("hello-server listening on {} (framing {}, {} thread{})", where,
+                 to_string(impl_->state->config.framing), impl_->state->config.threads,
+                 impl_->state->config.threads == 1 ? "" : "s");
+    for (auto& l : impl_->listeners) asio::co_spawn(impl_->control, impl::accept_loop(impl_, l), asio::detached);
+}
+
+void server::stop(std::function<void()> on_stopped) {
+    asio::post(impl_->control, [self = impl_, fn = std::move(on_stopped)]() mutable {
+        self->on_stopped.push_back(std::move(fn));
+        self->begin_stop();
+        self->check_stopped();
+    });
+}
+
+void server::abort() {
+    asio::post(impl_->control, [self = impl_] {
+        self->begin_stop();
+        self->close_all();
+    });
+}
+
+server_stats server::stats() const noexcept {
+    const auto& s = *impl_->state;
+    return {s.accepted.load(), s.answered.load(), s.open.load()};
+}
+
+}  // namespace hello

@@ -1,0 +1,207 @@
+#include "session.hpp"
+
+#include <hello/framing.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <string_view>
+
+#include <sys/socket.h>
+
+namespace hello::detail {
+
+// ---- server_state -------------------------------------------------------------------------
+
+server_state::handle server_state::add(const std::shared_ptr<session>& s) {
+    std::lock_guard lock(mutex_);
+    ++open;
+    return sessions_.insert(sessions_.end(), s);
+}
+
+void server_state::remove(handle h) {
+    {
+        std::lock_guard lock(mutex_);
+        sessions_.erase(h);
+        --open;
+    }
+    if (on_session_closed) on_session_closed();
+}
+
+void server_state::for_each(const std::function<void(const std::shared_ptr<session>&)>& fn) {
+    std::lock_guard lock(mutex_);
+    for (const auto& weak : sessions_)
+        if (auto s = weak.lock()) fn(s);
+}
+
+// ---- session --------------------------------------------------------------------------------
+
+namespace {
+
+// Read scratch space, one per thread: a session reads into it and is done with it before its
+// next suspension, so idle connections cost no buffer.
+std::array<char, 64 * 1024>& scratch() {
+    thread_local std::array<char, 64 * 1024> buffer;
+    return buffer;
+}
+
+// `hello client\n` back to back, so that any number of pipelined line replies is one write
+// from read-only memory shared by every session.
+constexpr std::size_t batch_capacity = 512;
+std::string_view reply_batch() {
+    static const std::string batch = [] {
+        std::string s;
+        s.reserve(line_reply.size() * batch_capacity);
+        for (std::size_t i = 0; i < batch_capacity; ++i) s += line_reply;
+        return s;
+    }();
+    return batch;
+}
+
+bool is_quiet_disconnect(const error_code& ec) {
+    return ec == asio::error::eof || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe || ec == asio::error::operation_aborted;
+}
+
+}  // namespace
+
+session::session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id)
+    : socket_(std::move(socket)), state_(std::move(state)), id_(id) {}
+
+session::~session() {
+    spdlog::debug("connection {} closed after {} requests", id_, requests_);
+    state_->remove(handle_);
+}
+
+void session::start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id) {
+    auto s = std::make_shared<session>(std::move(socket), state, id);
+    s->handle_ = state->add(s);
+    auto ex = s->executor();
+    asio::co_spawn(ex, run(std::move(s)), asio::detached);
+}
+
+asio::awaitable<void> session::run(std::shared_ptr<session> self) {
+    if (spdlog::should_log(spdlog::level::debug))
+        spdlog::debug("connection {} opened: {}", self->id_, self->describe_peer());
+    error_code ec;
+    // Reads are attempted directly once the socket is readable; they must never block.
+    self->socket_.non_blocking(true, ec);
+    if (!ec) {
+        if (self->state_->config.framing == framing::raw)
+            co_await self->serve_raw();
+        else
+            co_await self->serve_line();
+    }
+    self->socket_.shutdown(asio::socket_base::shutdown_both, ec);
+    self->socket_.close(ec);
+}
+
+void session::drain() {
+    draining_ = true;
+    if (awaiting_request_) socket_.cancel();
+}
+
+void session::close() {
+    error_code ec;
+    socket_.close(ec);
+}
+
+asio::awaitable<std::size_t> session::read_request_bytes(char* data, std::size_t size) {
+    for (;;) {
+        if (draining_) {
+            // Stopping: answer what the peer has already sent, then let it go.
+            error_code ec;
+            if (!socket_.is_open() || socket_.available(ec) == 0 || ec) co_return 0;
+        }
+        awaiting_request_ = true;
+        auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read);
+        awaiting_request_ = false;
+        if (wait_ec == asio::error::operation_aborted && draining_) continue;
+        if (wait_ec) co_return 0;
+
+        error_code ec;
+        const auto n = socket_.read_some(asio::buffer(data, size), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+        if (ec) {
+            if (!is_quiet_disconnect(ec)) spdlog::warn("connection {}: read failed: {}", id_, ec.message());
+            co_return 0;
+        }
+        co_return n;
+    }
+}
+
+asio::awaitable<bool> session::send(asio::const_buffer reply) {
+    auto [ec, n] = co_await asio::async_write(socket_, reply);
+    if (ec && !is_quiet_disconnect(ec)) spdlog::warn("connection {}: write failed: {}", id_, ec.message());
+    co_return !ec;
+}
+
+asio::awaitable<void> session::serve_raw() {
+    for (;;) {
+        const auto n = co_await read_request_bytes(scratch().data(), scratch().size());
+        if (n == 0) co_return;
+        if (!co_await send(asio::buffer(raw_reply))) co_return;
+        ++requests_;
+        state_->answered.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+asio::awaitable<bool> session::send_replies(std::size_t count, bool then_refuse) {
+    requests_ += count;
+    state_->answered.fetch_add(count, std::memory_order_relaxed);
+    const auto batch = reply_batch();
+    while (count > batch_capacity) {
+        if (!co_await send(asio::buffer(batch))) co_return false;
+        count -= batch_capacity;
+    }
+    const std::array<asio::const_buffer, 2> last{
+        asio::buffer(batch.data(), count * line_reply.size()),
+        asio::buffer(then_refuse ? too_long_reply : std::string_view{})};
+    auto [ec, n] = co_await asio::async_write(socket_, last);
+    if (ec && !is_quiet_disconnect(ec)) spdlog::warn("connection {}: write failed: {}", id_, ec.message());
+    co_return !ec;
+}
+
+asio::awaitable<void> session::serve_line() {
+    const auto limit = state_->config.max_request_bytes;
+    for (;;) {
+        auto& buf = scratch();
+        const auto n = co_await read_request_bytes(buf.data(), buf.size());
+        if (n == 0) co_return;
+
+        // Scan the fresh bytes where they landed unless an unfinished line is waiting for them.
+        std::string_view input(buf.data(), n);
+        if (!partial_.empty()) {
+            partial_.append(input);
+            input = partial_;
+        }
+        const auto scan = scan_lines(input, limit);
+        if (scan.too_long) {
+            spdlog::warn("connection {}: request over {} bytes refused; closing", id_, limit);
+            co_await send_replies(scan.complete, true);
+            co_return;
+        }
+        // Keep the unfinished tail before the write suspends: the scratch buffer is shared.
+        std::string tail(input.substr(scan.consumed));
+        partial_ = std::move(tail);
+        if (scan.complete > 0 && !co_await send_replies(scan.complete, false)) co_return;
+    }
+}
+
+std::string session::describe_peer() {
+    const int fd = socket_.native_handle();
+    error_code ec;
+    const auto local = socket_.local_endpoint(ec);
+    if (!ec && local.data()->sa_family == AF_UNIX) {
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+            return "unix peer pid=" + std::to_string(cred.pid) + " uid=" + std::to_string(cred.uid) +
+                   " gid=" + std::to_string(cred.gid);
+        return "unix peer (credentials unknown)";
+    }
+    const auto remote = socket_.remote_endpoint(ec);
+    return ec ? std::string("tcp peer (address unknown)") : "tcp peer " + to_endpoint(remote).to_string();
+}
+
+}  // namespace hello::detail

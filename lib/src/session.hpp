@@ -1,0 +1,86 @@
+#pragma once
+
+#include "net.hpp"
+
+#include <hello/config.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace hello::detail {
+
+class session;
+
+// What every connection shares: the settings, the counters, and the list of who is open,
+// so that a stop can reach each connection. Safe to use from any thread.
+class server_state {
+public:
+    using handle = std::list<std::weak_ptr<session>>::iterator;
+
+    explicit server_state(server_config c) : config(std::move(c)) {}
+
+    handle add(const std::shared_ptr<session>& s);
+    void remove(handle h);
+
+    // Calls `fn` with every open session; it runs under the lock, so it should only post.
+    void for_each(const std::function<void(const std::shared_ptr<session>&)>& fn);
+
+    const server_config config;
+    // Runs after each session has closed, on that session's executor.
+    std::function<void()> on_session_closed;
+    std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> answered{0};
+    std::atomic<std::uint64_t> open{0};
+
+private:
+    std::mutex mutex_;
+    std::list<std::weak_ptr<session>> sessions_;
+};
+
+// One connection, from accept to close: reads requests, answers each with `hello client`.
+//
+// Idle connections hold no buffer: the session waits for readability, then reads into a
+// per-thread scratch buffer and answers before it waits again. Only an unfinished line is
+// kept, in `partial_`. drain() and close() must run on the session's executor.
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
+    ~session();
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    // Registers the connection and spawns its coroutine on the socket's executor.
+    static void start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
+
+    [[nodiscard]] asio::any_io_executor executor() { return socket_.get_executor(); }
+
+    // Finish the request already sent, if any, then close; an idle connection closes now.
+    void drain();
+    // Close now, whatever the connection is doing.
+    void close();
+
+private:
+    static asio::awaitable<void> run(std::shared_ptr<session> self);
+    asio::awaitable<void> serve_raw();
+    asio::awaitable<void> serve_line();
+    asio::awaitable<std::size_t> read_request_bytes(char* data, std::size_t size);
+    asio::awaitable<bool> send(asio::const_buffer reply);
+    asio::awaitable<bool> send_replies(std::size_t count, bool then_refuse);
+    [[nodiscard]] std::string describe_peer();
+
+    stream_socket socket_;
+    std::shared_ptr<server_state> state_;
+    server_state::handle handle_{};
+    std::uint64_t id_;
+    std::uint64_t requests_ = 0;
+    std::string partial_;  // line framing: the start of a request whose newline has not come yet
+    bool awaiting_request_ = false;
+    bool draining_ = false;
+};
+
+}  // namespace hello::detail

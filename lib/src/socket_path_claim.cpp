@@ -1,0 +1,129 @@
+#include "socket_path_claim.hpp"
+
+#include <hello/error.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace hello::detail {
+namespace {
+
+std::string lock_path_for(const std::string& path) { return path + ".lock"; }
+
+[[noreturn]] void unavailable(const std::string& path, std::string_view why) {
+    throw startup_error(exit_code::unavailable, "cannot listen on unix:" + path + ": " + std::string(why));
+}
+
+std::string read_pid(int fd) {
+    char buf[32] = {};
+    const auto n = ::pread(fd, buf, sizeof buf - 1, 0);
+    std::string pid(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return pid.empty() ? "unknown" : pid;
+}
+
+// True when something accepts connections on `path` right now.
+bool someone_listens(const std::string& path) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    const int err = errno;
+    ::close(fd);
+    // EAGAIN: a live server with a full backlog.
+    return rc == 0 || err == EAGAIN;
+}
+
+// Opens and locks PATH.lock; retries when the file it locked was unlinked meanwhile by a
+// server shutting down, so that two servers never both believe they own the path.
+struct held_lock {
+    int fd;
+    bool created;  // the lock file is ours to remove if we back off
+};
+
+held_lock lock_beside(const std::string& path) {
+    const auto lock_path = lock_path_for(path);
+    for (;;) {
+        bool created = true;
+        int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0 && errno == EEXIST) {
+            created = false;
+            fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        }
+        if (fd < 0)
+            unavailable(path, "cannot open lock file '" + lock_path + "': " + std::strerror(errno));
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            const int err = errno;
+            const auto pid = read_pid(fd);
+            ::close(fd);
+            if (err == EWOULDBLOCK) unavailable(path, "in use by a live server (pid " + pid + ")");
+            unavailable(path, "cannot lock '" + lock_path + "': " + std::strerror(err));
+        }
+        struct stat held {};
+        struct stat named {};
+        if (::fstat(fd, &held) == 0 && ::stat(lock_path.c_str(), &named) == 0 &&
+            held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+            return {fd, created};
+        ::close(fd);
+    }
+}
+
+void remove_stale_socket(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return;
+        unavailable(path, std::strerror(errno));
+    }
+    if (!S_ISSOCK(st.st_mode)) unavailable(path, "the path exists and is not a socket; not touching it");
+    if (someone_listens(path)) unavailable(path, "in use by a live server that holds no lock file");
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+        unavailable(path, std::string("cannot remove stale socket: ") + std::strerror(errno));
+    spdlog::warn("removed stale socket {} left behind by a server that is gone", path);
+}
+
+}  // namespace
+
+socket_path_claim::socket_path_claim(std::string path) : path_(std::move(path)) {
+    const auto lock = lock_beside(path_);
+    lock_fd_ = lock.fd;
+    try {
+        remove_stale_socket(path_);
+    } catch (...) {
+        // The socket is not ours: leave it alone, and leave no lock file of ours behind.
+        if (lock.created) ::unlink(lock_path_for(path_).c_str());
+        ::close(lock_fd_);
+        lock_fd_ = -1;
+        throw;
+    }
+    const auto pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0)
+        spdlog::warn("cannot write pid to {}: {}", lock_path_for(path_), std::strerror(errno));
+}
+
+socket_path_claim::socket_path_claim(socket_path_claim&& other) noexcept
+    : path_(std::move(other.path_)), lock_fd_(std::exchange(other.lock_fd_, -1)) {}
+
+socket_path_claim::~socket_path_claim() { release(); }
+
+void socket_path_claim::release() noexcept {
+    if (lock_fd_ < 0) return;
+    ::unlink(path_.c_str());
+    ::unlink(lock_path_for(path_).c_str());
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+}
+
+}  // namespace hello::detail
