@@ -54,7 +54,7 @@ std::optional<invocation> parse(int argc, char* argv[]) {
         ("json", "print one JSON object per reply, with its latency");
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+        po::store(po::command_line_parser(argc, argv).options(d).positional({}).run(), vm);
     } catch (const po::error& e) {
         usage_error(e.what());
     }
@@ -128,7 +128,9 @@ void print_reply(const invocation& inv, std::uint64_t seq, const std::string& re
 // The whole conversation; returns the process's exit code.
 asio::awaitable<int> converse(const invocation& inv) {
     const auto where = inv.options.server.to_string();
-    hello::client client(co_await asio::this_coro::executor, inv.options);
+    // Bound first: g++ 12 mishandles temporaries that share an expression with co_await.
+    const auto ex = co_await asio::this_coro::executor;
+    hello::client client(ex, inv.options);
     if (auto ec = co_await client.connect()) {
         std::fprintf(stderr, "hello-client: cannot connect to %s: %s\n", where.c_str(), ec.message().c_str());
         co_return hello::to_int(ec == asio::error::timed_out ? hello::exit_code::temp_failure

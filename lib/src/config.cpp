@@ -247,7 +247,7 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
     po::variables_map cli;
     po::variables_map env;
     try {
-        po::store(po::command_line_parser(argc, argv).options(all).run(), cli);
+        po::store(po::command_line_parser(argc, argv).options(all).positional({}).run(), cli);
         po::options_description env_known;
         env_known.add(settings).add_options()("config", po::value<std::string>(), "");
         po::store(parse_environment(envp, env_known), env);

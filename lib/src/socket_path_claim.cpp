@@ -6,6 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -33,8 +36,30 @@ std::string read_pid(int fd) {
     return pid.empty() ? "unknown" : pid;
 }
 
-// True when something accepts connections on `path` right now.
+// True when /proc/net/unix lists a listening socket bound to `path`. Asked first because it
+// disturbs nobody: a probe connection that closes at once kills a server as naive as the
+// tutorial's (its sendall() to the vanished peer raises EPIPE).
+bool listed_as_listening(const std::string& path) {
+    std::ifstream table("/proc/net/unix");
+    std::error_code ec;
+    const auto absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
+    std::string line;
+    std::getline(table, line);  // header
+    while (std::getline(table, line)) {
+        // Num RefCount Protocol Flags Type St Inode Path
+        std::istringstream fields(line);
+        std::string num, refs, protocol, flags, type, state, inode, bound;
+        if (!(fields >> num >> refs >> protocol >> flags >> type >> state >> inode >> bound)) continue;
+        constexpr unsigned long accepting = 0x10000;  // __SO_ACCEPTCON
+        if ((std::stoul(flags, nullptr, 16) & accepting) && (bound == path || bound == absolute)) return true;
+    }
+    return false;
+}
+
+// True when something accepts connections on `path` right now. The connect probe catches
+// what /proc cannot show: a listener in another network namespace sharing the directory.
 bool someone_listens(const std::string& path) {
+    if (listed_as_listening(path)) return true;
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return false;
     sockaddr_un addr{};

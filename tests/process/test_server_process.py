@@ -1,0 +1,545 @@
+#!/usr/bin/env python3
+"""hello-server and hello-client as processes: start-up, shutdown, socket path ownership,
+configuration, exit codes, framing and concurrency."""
+import json
+import os
+import re
+import select
+import signal
+import socket
+import stat
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_PROTOCOL, EX_TEMPFAIL, EX_UNAVAILABLE,  # noqa: E402
+                     EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY, SERVER, TUTORIAL_CLIENT,
+                     ScriptedServer, Server, TutorialServer, abstract_name, clean_env, connect,
+                     describe, make_tempdir, recv_exactly, recv_until_eof, request, run, socket_path)
+
+SUMMARY = re.compile(r"stopped: served (\d+) connections and (\d+) requests")
+
+
+def summary(stderr_text):
+    """(connections, requests) from the server's last words, or None."""
+    m = SUMMARY.search(stderr_text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def write_file(directory, name, text):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def leave_stale_socket(path):
+    """A socket file with nobody listening, as a crashed server leaves behind."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.close()
+
+
+def fill_until_server_blocks(sock, line=b"a\n", limit=256 << 20):
+    """Sends line-framed requests, never reading a reply, until the socket buffers are full.
+
+    By then at least a socket buffer's worth of requests (about 200 KB, so 100 000 lines)
+    is on its way, and their replies (1.3 MB) are far more than the buffers hold: whatever
+    the server is doing now, it ends up blocked writing a reply to this connection, and
+    stays blocked. Returns the number of bytes sent."""
+    sock.setblocking(False)
+    chunk = line * 32768
+    sent = 0
+    while sent < limit:
+        try:
+            sent += sock.send(chunk)
+        except BlockingIOError:
+            sock.settimeout(IO_TIMEOUT)
+            return sent
+    raise AssertionError(f"server took {sent} bytes without ever blocking on its replies")
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_with_clients_connected(self):
+        path = socket_path(self)
+        with Server("--listen", "unix:" + path) as server:
+            ep = server.endpoints[0]
+            self.assertEqual(ep, "unix:" + path)
+            self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
+            self.assertTrue(os.path.isfile(path + ".lock"))
+            idle = []
+            for _ in range(3):
+                s = connect(ep)
+                self.addCleanup(s.close)
+                idle.append(s)
+            busy = connect(ep)
+            self.addCleanup(busy.close)
+            # The listener accepts in order: once the last connection is answered, every
+            # idle one before it has been accepted too.
+            busy.sendall(b"hello server")
+            self.assertEqual(recv_exactly(busy, len(RAW_REPLY)), RAW_REPLY)
+
+            busy.sendall(b"hello server")
+            server.signal(signal.SIGTERM)  # without reading the reply first
+            self.assertEqual(recv_until_eof(busy), RAW_REPLY)
+            for s in idle:
+                self.assertEqual(recv_until_eof(s), b"")
+            rc = server.wait_exit(5)
+        stderr = server.stderr.text()
+        self.assertEqual(rc, EX_OK, stderr)
+        self.assertFalse(os.path.lexists(path), "socket file left behind")
+        self.assertFalse(os.path.lexists(path + ".lock"), "lock file left behind")
+        self.assertIn("stopped: served", stderr)
+        self.assertEqual(summary(stderr), (4, 2), stderr)
+
+    def test_sigint_stops_cleanly(self):
+        path = socket_path(self)
+        with Server("--listen", "unix:" + path) as server:
+            self.assertEqual(request(server.endpoints[0]), RAW_REPLY)
+            server.signal(signal.SIGINT)
+            rc = server.wait_exit(5)
+        self.assertEqual(rc, EX_OK, server.stderr.text())
+        self.assertIn("received SIGINT", server.stderr.text())
+        self.assertEqual(summary(server.stderr.text()), (1, 1), server.stderr.text())
+        self.assertFalse(os.path.lexists(path))
+        self.assertFalse(os.path.lexists(path + ".lock"))
+
+    def test_drain_timeout_with_half_a_line(self):
+        path = socket_path(self)
+        with Server("--listen", "unix:" + path, "--framing", "line", "--drain-timeout", "0.3") as server:
+            with connect(server.endpoints[0]) as s:
+                s.sendall(b"x\n")
+                self.assertEqual(recv_exactly(s, len(LINE_REPLY)), LINE_REPLY)
+                s.sendall(b"half a li")
+                started = time.monotonic()
+                server.signal(signal.SIGTERM)
+                rc = server.wait_exit(5)
+                elapsed = time.monotonic() - started
+                self.assertEqual(recv_until_eof(s), b"", "an unfinished line got a reply")
+        self.assertEqual(rc, EX_OK, server.stderr.text())
+        self.assertLess(elapsed, 3.0, server.stderr.text())
+        self.assertFalse(os.path.lexists(path))
+
+    def test_drain_timeout_closes_a_connection_stuck_writing(self):
+        # The client never reads, so the server blocks writing replies: only the drain
+        # timeout can end that connection.
+        path = socket_path(self)
+        with Server("--listen", "unix:" + path, "--framing", "line", "--drain-timeout", "0.3") as server:
+            with connect(server.endpoints[0]) as s:
+                fill_until_server_blocks(s)
+                started = time.monotonic()
+                server.signal(signal.SIGTERM)
+                rc = server.wait_exit(5)
+                elapsed = time.monotonic() - started
+        stderr = server.stderr.text()
+        self.assertEqual(rc, EX_OK, stderr)
+        self.assertGreaterEqual(elapsed, 0.25, stderr)
+        self.assertLess(elapsed, 3.0, stderr)
+        self.assertIn("drain timeout: closing 1 connections still open", stderr)
+        self.assertFalse(os.path.lexists(path))
+        self.assertFalse(os.path.lexists(path + ".lock"))
+
+    def test_second_signal_closes_everything_now(self):
+        path = socket_path(self)
+        with Server("--listen", "unix:" + path, "--framing", "line") as server:  # drain timeout 10 s
+            with connect(server.endpoints[0]) as s:
+                fill_until_server_blocks(s)
+                started = time.monotonic()
+                server.signal(signal.SIGTERM)
+                self.assertIsNotNone(server.stderr.wait_line(lambda l: "stopping:" in l, 5),
+                                     server.stderr.text())
+                server.signal(signal.SIGTERM)
+                rc = server.wait_exit(5)
+                elapsed = time.monotonic() - started
+        stderr = server.stderr.text()
+        self.assertEqual(rc, EX_OK, stderr)
+        self.assertLess(elapsed, 5.0, stderr)
+        self.assertIn("second signal", stderr)
+        self.assertFalse(os.path.lexists(path))
+
+
+class SocketPathOwnership(unittest.TestCase):
+    def test_stale_socket_is_reclaimed(self):
+        path = socket_path(self)
+        leave_stale_socket(path)
+        self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
+        with Server("--listen", "unix:" + path) as server:
+            self.assertEqual(request(server.endpoints[0]), RAW_REPLY)
+            self.assertTrue(any("stale" in line for line in server.stderr.lines()), server.stderr.text())
+
+    def test_stale_socket_and_stale_lock_file_are_reclaimed(self):
+        path = socket_path(self)
+        leave_stale_socket(path)
+        write_file(os.path.dirname(path), os.path.basename(path) + ".lock", "999999999\n")
+        with Server("--listen", "unix:" + path) as server:
+            self.assertEqual(request(server.endpoints[0]), RAW_REPLY)
+            with open(path + ".lock") as f:
+                self.assertEqual(f.read().strip(), str(server.proc.pid))
+        self.assertFalse(os.path.lexists(path))
+        self.assertFalse(os.path.lexists(path + ".lock"))
+
+    def test_live_server_is_not_robbed(self):
+        path = socket_path(self)
+        with Server("--listen", "unix:" + path) as first:
+            second = run([SERVER, "--listen", "unix:" + path])
+            self.assertEqual(second.returncode, EX_UNAVAILABLE, describe(second))
+            self.assertEqual(second.stdout, "", describe(second))
+            self.assertEqual(len(second.stderr.splitlines()), 1, describe(second))
+            self.assertIn(path, second.stderr, describe(second))
+            self.assertIn(str(first.proc.pid), second.stderr, describe(second))
+            # The first server still owns and serves the path.
+            self.assertEqual(request(first.endpoints[0]), RAW_REPLY)
+            self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
+            self.assertTrue(os.path.isfile(path + ".lock"))
+            self.assertEqual(request(first.endpoints[0]), RAW_REPLY)
+
+    def test_live_foreign_server_is_left_alone(self):
+        path = socket_path(self)
+        with TutorialServer("unix", path) as tutorial:
+            result = run([SERVER, "--listen", "unix:" + path])
+            self.assertEqual(result.returncode, EX_UNAVAILABLE, describe(result))
+            self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+            self.assertIn(path, result.stderr, describe(result))
+            self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
+            self.assertFalse(os.path.lexists(path + ".lock"), "hello-server left its lock file behind")
+            # The tutorial server still answers.
+            answer = run([PYTHON, TUTORIAL_CLIENT, "unix", path])
+            self.assertTrue(tutorial.alive(),
+                            "the tutorial server died after hello-server's probe:\n" + tutorial.stderr.text())
+            self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
+
+    def test_regular_file_is_not_touched(self):
+        path = socket_path(self)
+        write_file(os.path.dirname(path), os.path.basename(path), "precious\n")
+        before = os.lstat(path)
+        result = run([SERVER, "--listen", "unix:" + path])
+        self.assertEqual(result.returncode, EX_UNAVAILABLE, describe(result))
+        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+        self.assertIn(path, result.stderr, describe(result))
+        after = os.lstat(path)
+        self.assertEqual((after.st_ino, after.st_mtime_ns, after.st_size),
+                         (before.st_ino, before.st_mtime_ns, before.st_size))
+        with open(path) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertFalse(os.path.lexists(path + ".lock"), "lock file left behind")
+
+
+class StartupErrors(unittest.TestCase):
+    def expect_failure(self, args, code, env=None):
+        """Runs hello-server, expects `code`, nothing on stdout and exactly one line on stderr;
+        returns that line."""
+        result = run([SERVER, *args], env=env)
+        self.assertEqual(result.returncode, code, describe(result))
+        self.assertEqual(result.stdout, "", describe(result))
+        lines = result.stderr.splitlines()
+        self.assertEqual(len(lines), 1, describe(result))
+        self.assertTrue(lines[0].startswith("hello-server: "), describe(result))
+        return lines[0]
+
+    def listen_here(self):
+        # Every run names its own endpoint, so that nothing ever binds /tmp/uds_socket.
+        return ["--listen", "unix:" + socket_path(self)]
+
+    # -- configuration: 78
+
+    def test_missing_config_file(self):
+        line = self.expect_failure(["--config", "/nonexistent", *self.listen_here()], EX_CONFIG)
+        self.assertIn("/nonexistent", line)
+
+    def test_missing_config_file_from_environment(self):
+        line = self.expect_failure(self.listen_here(), EX_CONFIG, env=clean_env(HELLO_CONFIG="/nonexistent"))
+        self.assertIn("/nonexistent", line)
+
+    def test_bad_value_in_config_file(self):
+        cfg = write_file(make_tempdir(self), "bad.conf", "threads = abc\n")
+        line = self.expect_failure(["--config", cfg, *self.listen_here()], EX_CONFIG)
+        self.assertIn("abc", line)
+        self.assertIn("threads", line)
+
+    def test_unknown_key_in_config_file(self):
+        cfg = write_file(make_tempdir(self), "bad.conf", "colour = blue\n")
+        line = self.expect_failure(["--config", cfg, *self.listen_here()], EX_CONFIG)
+        self.assertIn("colour", line)
+
+    def test_socket_path_too_long(self):
+        path = "/tmp/" + "x" * 120
+        line = self.expect_failure(["--listen", "unix:" + path], EX_CONFIG)
+        self.assertIn(str(len(path)), line)  # 125
+        self.assertIn("107", line)
+        self.assertFalse(os.path.lexists(path))
+
+    def test_missing_parent_directory(self):
+        line = self.expect_failure(["--listen", "unix:/nonexistent-dir/x.sock"], EX_CONFIG)
+        self.assertIn("/nonexistent-dir", line)
+
+    def test_bogus_endpoint(self):
+        line = self.expect_failure(["--listen", "bogus"], EX_CONFIG)
+        self.assertIn("bogus", line)
+
+    def test_check_config_rejects_bad_config(self):
+        cfg = write_file(make_tempdir(self), "bad.conf", "framing = sideways\n")
+        self.expect_failure(["--config", cfg, "--check-config", *self.listen_here()], EX_CONFIG)
+
+    # -- usage: 64
+
+    def test_unknown_option(self):
+        line = self.expect_failure(["--bogus", *self.listen_here()], EX_USAGE)
+        self.assertIn("bogus", line)
+
+    def test_bad_number_on_command_line(self):
+        line = self.expect_failure(["--threads", "abc", *self.listen_here()], EX_USAGE)
+        self.assertIn("abc", line)
+
+    def test_bad_framing_on_command_line(self):
+        line = self.expect_failure(["--framing", "nope", *self.listen_here()], EX_USAGE)
+        self.assertIn("nope", line)
+
+    def test_positional_argument(self):
+        self.expect_failure(["extra", *self.listen_here()], EX_USAGE)
+
+
+class Configuration(unittest.TestCase):
+    def test_precedence(self):
+        cfg = write_file(make_tempdir(self), "hello.conf", "framing = line\nthreads = 2\n")
+        result = run([SERVER, "--config", cfg, "--threads", "4", "--print-config"],
+                     env=clean_env(HELLO_THREADS="3", HELLO_LOG_LEVEL="debug"))
+        self.assertEqual(result.returncode, EX_OK, describe(result))
+        self.assertEqual(result.stderr, "", describe(result))
+        lines = result.stdout.splitlines()
+        self.assertRegex(lines[0], r"^# hello-server \S+ effective configuration$")
+        self.assertEqual(lines[1:], [
+            "listen = unix:/tmp/uds_socket  # default",
+            "framing = line  # config file",
+            "threads = 4  # command line",
+            "log-level = debug  # environment",
+            "socket-mode = 0660  # default",
+            "max-request-bytes = 4096  # default",
+            "drain-timeout = 10  # default",
+        ], describe(result))
+
+    def test_environment_beats_config_file(self):
+        cfg = write_file(make_tempdir(self), "hello.conf", "threads = 2\nlisten = unix:/tmp/a.sock\n")
+        result = run([SERVER, "--print-config"],
+                     env=clean_env(HELLO_CONFIG=cfg, HELLO_THREADS="3", HELLO_LISTEN="unix:@x,tcp:127.0.0.1:0"))
+        self.assertEqual(result.returncode, EX_OK, describe(result))
+        lines = result.stdout.splitlines()
+        self.assertIn("threads = 3  # environment", lines, describe(result))
+        self.assertIn("listen = unix:@x  # environment", lines, describe(result))
+        self.assertIn("listen = tcp:127.0.0.1:0  # environment", lines, describe(result))
+        self.assertNotIn("listen = unix:/tmp/a.sock  # config file", lines, describe(result))
+
+    def test_check_config_accepts_good_config(self):
+        directory = make_tempdir(self)
+        cfg = write_file(directory, "hello.conf",
+                         f"listen = unix:{directory}/s.sock\nframing = line\nthreads = 2\n"
+                         "log-level = warn\nsocket-mode = 0600\nmax-request-bytes = 100\ndrain-timeout = 1.5\n")
+        result = run([SERVER, "--config", cfg, "--check-config"])
+        self.assertEqual(result.returncode, EX_OK, describe(result))
+        self.assertEqual(result.stdout, "", describe(result))
+        self.assertEqual(result.stderr, "", describe(result))
+        self.assertFalse(os.path.lexists(os.path.join(directory, "s.sock")), "--check-config bound the socket")
+
+    def test_config_file_is_used_to_serve(self):
+        directory = make_tempdir(self)
+        path = os.path.join(directory, "s.sock")
+        cfg = write_file(directory, "hello.conf", f"listen = unix:{path}\nframing = line\nsocket-mode = 0600\n")
+        with Server("--config", cfg) as server:
+            self.assertEqual(server.endpoints, ["unix:" + path])
+            self.assertEqual(server.framing, "line")
+            self.assertEqual(stat.S_IMODE(os.lstat(path).st_mode), 0o600)
+            with connect(server.endpoints[0]) as s:
+                s.sendall(b"hi\n")
+                self.assertEqual(recv_exactly(s, len(LINE_REPLY)), LINE_REPLY)
+
+
+class Endpoints(unittest.TestCase):
+    def test_unix_abstract_and_tcp_at_once(self):
+        path = socket_path(self)
+        name = abstract_name()
+        with Server("--listen", "unix:" + path, "--listen", "unix:@" + name,
+                    "--listen", "tcp:127.0.0.1:0") as server:
+            self.assertEqual(len(server.endpoints), 3, server.endpoints)
+            self.assertEqual(server.endpoints[0], "unix:" + path)
+            self.assertEqual(server.endpoints[1], "unix:@" + name)
+            self.assertRegex(server.endpoints[2], r"^tcp:127\.0\.0\.1:[1-9][0-9]*$")
+            for ep in server.endpoints:
+                self.assertEqual(request(ep), RAW_REPLY, ep)
+            # The abstract name is reachable the way any program would spell it.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(IO_TIMEOUT)
+                s.connect(b"\0" + name.encode())
+                s.sendall(b"hello server")
+                self.assertEqual(recv_exactly(s, len(RAW_REPLY)), RAW_REPLY)
+            # hello-client reaches every one of them.
+            for ep in server.endpoints:
+                result = run([CLIENT, "--connect", ep])
+                self.assertEqual((result.returncode, result.stdout), (EX_OK, "hello client\n"), describe(result))
+
+
+class LineFraming(unittest.TestCase):
+    def test_pipelined_requests(self):
+        with Server("--listen", "unix:" + socket_path(self), "--framing", "line") as server:
+            with connect(server.endpoints[0]) as s:
+                s.sendall(b"a\nb\r\nc\n")
+                got = recv_exactly(s, 3 * len(LINE_REPLY))
+                s.shutdown(socket.SHUT_WR)
+                got += recv_until_eof(s)
+            self.assertEqual(got, LINE_REPLY * 3)
+
+    def test_request_split_across_writes(self):
+        with Server("--listen", "unix:" + socket_path(self), "--framing", "line") as server:
+            with connect(server.endpoints[0]) as s:
+                s.sendall(b"hel")
+                s.sendall(b"lo server")
+                s.sendall(b"\n")
+                self.assertEqual(recv_exactly(s, len(LINE_REPLY)), LINE_REPLY)
+                s.shutdown(socket.SHUT_WR)
+                self.assertEqual(recv_until_eof(s), b"")
+
+    def test_oversized_line_is_refused(self):
+        with Server("--listen", "unix:" + socket_path(self), "--framing", "line",
+                    "--max-request-bytes", "16") as server:
+            with connect(server.endpoints[0]) as s:
+                s.sendall(b"x" * 100 + b"\n")
+                self.assertEqual(recv_until_eof(s), b"error: request too long\n")
+            with connect(server.endpoints[0]) as s:
+                s.sendall(b"ok\n" + b"y" * 100 + b"\n")
+                self.assertEqual(recv_until_eof(s), LINE_REPLY + b"error: request too long\n")
+            # The server goes on serving.
+            with connect(server.endpoints[0]) as s:
+                s.sendall(b"x" * 16 + b"\n")
+                self.assertEqual(recv_exactly(s, len(LINE_REPLY)), LINE_REPLY)
+
+
+class ClientExitCodes(unittest.TestCase):
+    def test_nothing_listening(self):
+        path = os.path.join(make_tempdir(self), "nobody.sock")
+        result = run([CLIENT, "--connect", "unix:" + path])
+        self.assertEqual(result.returncode, EX_UNAVAILABLE, describe(result))
+        self.assertEqual(result.stdout, "", describe(result))
+        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+        self.assertIn(path, result.stderr, describe(result))
+
+    def test_unknown_option(self):
+        result = run([CLIENT, "--bogus"])
+        self.assertEqual(result.returncode, EX_USAGE, describe(result))
+        self.assertEqual(result.stdout, "", describe(result))
+        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+
+    def test_unexpected_reply(self):
+        path = socket_path(self)
+        with ScriptedServer(path, b"nope") as peer:
+            result = run([CLIENT, "--connect", "unix:" + path])
+            peer.join()
+        self.assertEqual(peer.received, b"hello server")
+        self.assertEqual(result.returncode, EX_PROTOCOL, describe(result))
+        self.assertEqual(result.stdout, "", describe(result))
+        self.assertIn("nope", result.stderr, describe(result))
+
+    def test_no_reply_times_out(self):
+        path = socket_path(self)
+        with ScriptedServer(path, None) as peer:
+            started = time.monotonic()
+            result = run([CLIENT, "--connect", "unix:" + path, "--timeout", "0.3"])
+            elapsed = time.monotonic() - started
+            peer.join()
+        self.assertEqual(result.returncode, EX_TEMPFAIL, describe(result))
+        self.assertEqual(result.stdout, "", describe(result))
+        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+        self.assertLess(elapsed, 5.0)
+
+    def test_json_output(self):
+        with Server("--listen", "unix:" + socket_path(self)) as server:
+            result = run([CLIENT, "--connect", server.endpoints[0], "-n", "3", "--json"])
+        self.assertEqual(result.returncode, EX_OK, describe(result))
+        lines = result.stdout.splitlines()
+        self.assertEqual(len(lines), 3, describe(result))
+        for seq, line in enumerate(lines, 1):
+            obj = json.loads(line)
+            self.assertIsInstance(obj, dict, line)
+            self.assertEqual(set(obj), {"request", "reply", "latency_us"}, line)
+            self.assertEqual(obj["request"], seq, line)
+            self.assertEqual(obj["reply"], "hello client", line)
+            self.assertIsInstance(obj["latency_us"], (int, float), line)
+            self.assertGreaterEqual(obj["latency_us"], 0, line)
+
+    def test_line_framing_several_requests(self):
+        with Server("--listen", "tcp:127.0.0.1:0", "--framing", "line") as server:
+            result = run([CLIENT, "--connect", server.endpoints[0], "--framing", "line", "-n", "3",
+                          "--message", "hi"])
+        self.assertEqual(result.returncode, EX_OK, describe(result))
+        self.assertEqual(result.stdout, "hello client\n" * 3, describe(result))
+        self.assertEqual(summary(server.stderr.text()), (1, 3), server.stderr.text())
+
+
+class HelpAndVersion(unittest.TestCase):
+    def check(self, binary, name):
+        result = run([binary, "--help"])
+        self.assertEqual(result.returncode, EX_OK, describe(result))
+        self.assertTrue(result.stdout.startswith(f"Usage: {name} [OPTIONS]\n"), describe(result))
+        self.assertEqual(result.stderr, "", describe(result))
+        result = run([binary, "--version"])
+        self.assertEqual(result.returncode, EX_OK, describe(result))
+        self.assertRegex(result.stdout, rf"^{name} \d+\.\d+\.\d+\n$")
+        self.assertEqual(result.stderr, "", describe(result))
+
+    def test_server(self):
+        self.check(SERVER, "hello-server")
+
+    def test_client(self):
+        self.check(CLIENT, "hello-client")
+
+
+class Concurrency(unittest.TestCase):
+    CLIENTS = 200
+    REQUESTS = 5
+
+    def test_many_clients_in_lockstep(self):
+        with Server("--listen", "unix:" + socket_path(self), "--threads", "2") as server:
+            self.assertEqual(server.threads, 2)
+            ep = server.endpoints[0]
+            conns = []
+            try:
+                for _ in range(self.CLIENTS):
+                    conns.append(connect(ep))
+                poller = select.poll()
+                waiting = {}  # fd -> [socket, bytes of the reply so far, requests sent]
+                for s in conns:
+                    s.setblocking(False)  # bounded by the overall deadline below
+                    self.assertEqual(s.send(b"hello server"), 12)
+                    waiting[s.fileno()] = [s, b"", 1]
+                    poller.register(s.fileno(), select.POLLIN)
+                answered = 0
+                deadline = time.monotonic() + 30
+                while waiting:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self.fail(f"{len(waiting)} connections still waiting; {answered} replies in")
+                    for fd, _ in poller.poll(left * 1000):
+                        entry = waiting[fd]
+                        chunk = entry[0].recv(64)
+                        self.assertNotEqual(chunk, b"", f"connection closed after {answered} replies")
+                        entry[1] += chunk
+                        self.assertTrue(RAW_REPLY.startswith(entry[1]), entry[1])
+                        if entry[1] != RAW_REPLY:
+                            continue
+                        answered += 1
+                        if entry[2] == self.REQUESTS:
+                            poller.unregister(fd)
+                            del waiting[fd]
+                        else:
+                            self.assertEqual(entry[0].send(b"hello server"), 12)
+                            entry[1] = b""
+                            entry[2] += 1
+                self.assertEqual(answered, self.CLIENTS * self.REQUESTS)
+            finally:
+                for s in conns:
+                    s.close()
+        self.assertEqual(summary(server.stderr.text()), (self.CLIENTS, self.CLIENTS * self.REQUESTS),
+                         server.stderr.text())
+
+
+if __name__ == "__main__":
+    unittest.main()
