@@ -28,7 +28,9 @@ struct invocation {
     bool json = false;
 };
 
-[[noreturn]] void usage_error(const std::string& what) { throw hello::startup_error(hello::exit_code::usage, what); }
+[[noreturn]] void usage_error(const std::string& what) {
+    throw hello::startup_error(hello::exit_code::usage, what);
+}
 
 template <typename Number>
 Number parse_number(const std::string& name, const std::string& text, Number low, Number high) {
@@ -42,16 +44,17 @@ Number parse_number(const std::string& name, const std::string& text, Number low
 
 std::optional<invocation> parse(int argc, char* argv[]) {
     po::options_description d("Options");
-    d.add_options()
-        ("help,h", "print this help and exit")
-        ("version", "print the version and exit")
-        ("connect,c", po::value<std::string>()->value_name("ENDPOINT"),
-         "server endpoint: unix:/path, unix:@name, tcp:host:port (default unix:/tmp/uds_socket)")
-        ("message,m", po::value<std::string>()->value_name("TEXT"), "request to send (default 'hello server')")
-        ("count,n", po::value<std::string>()->value_name("N"), "requests to send, one after another (default 1)")
-        ("framing", po::value<std::string>()->value_name("raw|line"), "wire framing (default raw)")
-        ("timeout", po::value<std::string>()->value_name("SECONDS"), "limit for connecting and for each reply (default 5)")
-        ("json", "print one JSON object per reply, with its latency");
+    // clang-format off: one option per stanza reads better than what the formatter makes of the chain
+    d.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
+        "connect,c", po::value<std::string>()->value_name("ENDPOINT"),
+        "server endpoint: unix:/path, unix:@name, tcp:host:port (default unix:/tmp/uds_socket)")(
+        "message,m", po::value<std::string>()->value_name("TEXT"), "request to send (default 'hello server')")(
+        "count,n", po::value<std::string>()->value_name("N"), "requests to send, one after another (default 1)")(
+        "framing", po::value<std::string>()->value_name("raw|line"), "wire framing (default raw)")(
+        "timeout", po::value<std::string>()->value_name("SECONDS"),
+        "limit for connecting and for each reply (default 5)")("json",
+                                                               "print one JSON object per reply, with its latency");
+    // clang-format on
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(d).positional({}).run(), vm);
@@ -78,7 +81,8 @@ std::optional<invocation> parse(int argc, char* argv[]) {
         inv.count = parse_number<std::uint64_t>("--count", vm["count"].as<std::string>(), 1, 1'000'000'000);
     if (vm.count("framing")) {
         auto f = hello::parse_framing(vm["framing"].as<std::string>());
-        if (!f) usage_error("invalid value '" + vm["framing"].as<std::string>() + "' for --framing: expected raw or line");
+        if (!f)
+            usage_error("invalid value '" + vm["framing"].as<std::string>() + "' for --framing: expected raw or line");
         inv.options.framing = *f;
     }
     if (vm.count("timeout")) {
@@ -134,7 +138,7 @@ asio::awaitable<int> converse(const invocation& inv) {
     if (auto ec = co_await client.connect()) {
         std::fprintf(stderr, "hello-client: cannot connect to %s: %s\n", where.c_str(), ec.message().c_str());
         co_return hello::to_int(ec == asio::error::timed_out ? hello::exit_code::temp_failure
-                                                              : hello::exit_code::unavailable);
+                                                             : hello::exit_code::unavailable);
     }
     std::string reply;
     for (std::uint64_t seq = 1; seq <= inv.count; ++seq) {
@@ -146,8 +150,9 @@ asio::awaitable<int> converse(const invocation& inv) {
             co_return hello::to_int(hello::exit_code::temp_failure);
         }
         if (ec) {
-            std::fprintf(stderr, "hello-client: request %llu to %s: %s (got %s)\n", static_cast<unsigned long long>(seq),
-                         where.c_str(), ec.message().c_str(), json_string(reply).c_str());
+            std::fprintf(stderr, "hello-client: request %llu to %s: %s (got %s)\n",
+                         static_cast<unsigned long long>(seq), where.c_str(), ec.message().c_str(),
+                         json_string(reply).c_str());
             co_return hello::to_int(hello::exit_code::protocol);
         }
         print_reply(inv, seq, reply, std::chrono::steady_clock::now() - sent);

@@ -68,11 +68,19 @@ int main(int argc, char* argv[]) {
         const auto inv = hello::parse_server_invocation(argc, argv, environ);
         using action = hello::server_invocation::action;
         switch (inv.what) {
-            case action::help: std::cout << inv.help_text; return 0;
-            case action::version: std::cout << "hello-server " << hello::version << "\n"; return 0;
-            case action::print_config: std::cout << hello::describe(inv); return 0;
-            case action::check_config: return 0;
-            case action::run: break;
+            case action::help:
+                std::cout << inv.help_text;
+                return 0;
+            case action::version:
+                std::cout << "hello-server " << hello::version << "\n";
+                return 0;
+            case action::print_config:
+                std::cout << hello::describe(inv);
+                return 0;
+            case action::check_config:
+                return 0;
+            case action::run:
+                break;
         }
         hello::init_logging(inv.config.log_level);
         raise_descriptor_limit();

@@ -16,8 +16,10 @@ public:
     [[nodiscard]] const char* name() const noexcept override { return "hello.client"; }
     [[nodiscard]] std::string message(int ev) const override {
         switch (static_cast<client_errc>(ev)) {
-            case client_errc::unexpected_reply: return "unexpected reply";
-            case client_errc::closed_early: return "connection closed before the reply was complete";
+            case client_errc::unexpected_reply:
+                return "unexpected reply";
+            case client_errc::closed_early:
+                return "connection closed before the reply was complete";
         }
         return "unknown client error";
     }
@@ -27,8 +29,8 @@ public:
 // connect()'s EAGAIN to in_progress, after which the connect "succeeds" on a socket that is
 // not connected; older releases said no_buffer_space. All of them are worth another try.
 bool is_transient(const error_code& ec) {
-    return ec == asio::error::not_connected || ec == asio::error::no_buffer_space ||
-           ec == asio::error::try_again || ec == asio::error::would_block || ec == asio::error::in_progress;
+    return ec == asio::error::not_connected || ec == asio::error::no_buffer_space || ec == asio::error::try_again ||
+           ec == asio::error::would_block || ec == asio::error::in_progress;
 }
 
 constexpr std::size_t max_reply_line = 64 * 1024;
@@ -40,10 +42,13 @@ const boost::system::error_category& client_category() noexcept {
     return category;
 }
 
-error_code make_error_code(client_errc e) noexcept { return {static_cast<int>(e), client_category()}; }
+error_code make_error_code(client_errc e) noexcept {
+    return {static_cast<int>(e), client_category()};
+}
 
 struct client::impl {
-    impl(asio::any_io_executor e, client_options o) : ex(std::move(e)), options(std::move(o)), socket(ex), deadline(ex) {}
+    impl(asio::any_io_executor e, client_options o)
+        : ex(std::move(e)), options(std::move(o)), socket(ex), deadline(ex) {}
 
     // Watchdog: when the deadline passes, pending I/O is cancelled and reported as a timeout.
     void arm(std::chrono::steady_clock::duration after) {

@@ -16,22 +16,32 @@ namespace hello {
 
 std::string_view to_string(log_level l) noexcept {
     switch (l) {
-        case log_level::trace: return "trace";
-        case log_level::debug: return "debug";
-        case log_level::info: return "info";
-        case log_level::warn: return "warn";
-        case log_level::error: return "error";
-        case log_level::off: return "off";
+        case log_level::trace:
+            return "trace";
+        case log_level::debug:
+            return "debug";
+        case log_level::info:
+            return "info";
+        case log_level::warn:
+            return "warn";
+        case log_level::error:
+            return "error";
+        case log_level::off:
+            return "off";
     }
     return "?";
 }
 
 std::string_view to_string(config_source s) noexcept {
     switch (s) {
-        case config_source::defaults: return "default";
-        case config_source::file: return "config file";
-        case config_source::environment: return "environment";
-        case config_source::command_line: return "command line";
+        case config_source::defaults:
+            return "default";
+        case config_source::file:
+            return "config file";
+        case config_source::environment:
+            return "environment";
+        case config_source::command_line:
+            return "command line";
     }
     return "?";
 }
@@ -42,33 +52,34 @@ namespace {
 // here, strictly: program_options would accept "-1" for an unsigned and wrap it around.
 po::options_description settings_description() {
     po::options_description d("Settings (also HELLO_<NAME> in the environment, or NAME = VALUE in --config)");
-    d.add_options()
-        ("listen,l", po::value<std::vector<std::string>>()->value_name("ENDPOINT"),
-         "endpoint to serve, repeatable: unix:/path, unix:@abstract, tcp:host:port, tcp:[v6]:port "
-         "(default unix:/tmp/uds_socket; HELLO_LISTEN takes a comma-separated list)")
-        ("framing", po::value<std::string>()->value_name("raw|line"),
-         "raw: each chunk read gets 'hello client'; line: each line gets 'hello client\\n' (default raw)")
-        ("threads", po::value<std::string>()->value_name("N"), "threads running the server (default 1)")
-        ("log-level", po::value<std::string>()->value_name("LEVEL"),
-         "trace, debug, info, warn, error or off (default info)")
-        ("socket-mode", po::value<std::string>()->value_name("OCTAL"),
-         "permissions of UNIX socket files (default 0660)")
-        ("max-request-bytes", po::value<std::string>()->value_name("N"),
-         "longest request line in line framing (default 4096)")
-        ("drain-timeout", po::value<std::string>()->value_name("SECONDS"),
-         "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)");
+    // clang-format off: one option per stanza reads better than what the formatter makes of the chain
+    d.add_options()("listen,l", po::value<std::vector<std::string>>()->value_name("ENDPOINT"),
+                    "endpoint to serve, repeatable: unix:/path, unix:@abstract, tcp:host:port, tcp:[v6]:port "
+                    "(default unix:/tmp/uds_socket; HELLO_LISTEN takes a comma-separated list)")(
+        "framing", po::value<std::string>()->value_name("raw|line"),
+        "raw: each chunk read gets 'hello client'; line: each line gets 'hello client\\n' (default raw)")(
+        "threads", po::value<std::string>()->value_name("N"), "threads running the server (default 1)")(
+        "log-level", po::value<std::string>()->value_name("LEVEL"),
+        "trace, debug, info, warn, error or off (default info)")("socket-mode",
+                                                                 po::value<std::string>()->value_name("OCTAL"),
+                                                                 "permissions of UNIX socket files (default 0660)")(
+        "max-request-bytes", po::value<std::string>()->value_name("N"),
+        "longest request line in line framing (default 4096)")(
+        "drain-timeout", po::value<std::string>()->value_name("SECONDS"),
+        "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)");
+    // clang-format on
     return d;
 }
 
 po::options_description command_description() {
     po::options_description d("Commands");
-    d.add_options()
-        ("help,h", "print this help and exit")
-        ("version", "print the version and exit")
-        ("config", po::value<std::string>()->value_name("FILE"),
-         "read settings from FILE (INI: NAME = VALUE); also HELLO_CONFIG")
-        ("check-config", "validate the configuration, print nothing, exit 0 or 78")
-        ("print-config", "print the effective configuration with where each value came from, then exit");
+    // clang-format off: one option per stanza reads better than what the formatter makes of the chain
+    d.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
+        "config", po::value<std::string>()->value_name("FILE"),
+        "read settings from FILE (INI: NAME = VALUE); also HELLO_CONFIG")(
+        "check-config", "validate the configuration, print nothing, exit 0 or 78")(
+        "print-config", "print the effective configuration with where each value came from, then exit");
+    // clang-format on
     return d;
 }
 
@@ -133,8 +144,8 @@ merged merge(const std::vector<layer>& layers) {
 [[noreturn]] void bad_value(config_source from, const std::string& name, const std::string& value,
                             const std::string& expected) {
     const auto code = from == config_source::file ? exit_code::config : exit_code::usage;
-    throw startup_error(code, "invalid value '" + value + "' for " + name + " (from " +
-                                  std::string(to_string(from)) + "): expected " + expected);
+    throw startup_error(code, "invalid value '" + value + "' for " + name + " (from " + std::string(to_string(from)) +
+                                  "): expected " + expected);
 }
 
 template <typename Number>
@@ -147,8 +158,8 @@ std::optional<Number> parse_number(std::string_view text, int base = 10) {
 }
 
 std::optional<log_level> parse_log_level(std::string_view text) {
-    for (auto l : {log_level::trace, log_level::debug, log_level::info, log_level::warn,
-                   log_level::error, log_level::off})
+    for (auto l :
+         {log_level::trace, log_level::debug, log_level::info, log_level::warn, log_level::error, log_level::off})
         if (text == to_string(l)) return l;
     return std::nullopt;
 }
@@ -167,8 +178,8 @@ void check_parent_directory(const endpoint& ep) {
     const auto parent = std::filesystem::path(ep.unix().name).parent_path();
     std::error_code ec;
     if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
-        throw startup_error(exit_code::config, "cannot use '" + ep.to_string() + "': directory '" +
-                                                   parent.string() + "' does not exist");
+        throw startup_error(exit_code::config,
+                            "cannot use '" + ep.to_string() + "': directory '" + parent.string() + "' does not exist");
 }
 
 server_config build_config(const merged& m, std::map<std::string, config_source>& sources) {
@@ -259,7 +270,8 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
     std::ostringstream help;
     help << "Usage: hello-server [OPTIONS]\n"
             "Answers every request on its endpoints with 'hello client'.\n\n"
-         << commands << "\n" << settings;
+         << commands << "\n"
+         << settings;
     inv.help_text = help.str();
     if (cli.count("help")) {
         inv.what = server_invocation::action::help;
@@ -275,8 +287,7 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
     layers.push_back({config_source::environment, std::move(env)});
     const auto& config_from = layers[0].values.count("config") ? layers[0].values : layers[1].values;
     if (config_from.count("config"))
-        layers.push_back({config_source::file,
-                          read_config_file(config_from["config"].as<std::string>(), settings)});
+        layers.push_back({config_source::file, read_config_file(config_from["config"].as<std::string>(), settings)});
 
     const auto m = merge(layers);
     inv.config = build_config(m, inv.sources);

@@ -7,8 +7,7 @@ namespace hello {
 namespace {
 
 [[noreturn]] void bad_endpoint(std::string_view text, std::string_view why) {
-    throw startup_error(exit_code::config,
-                        "bad endpoint '" + std::string(text) + "': " + std::string(why));
+    throw startup_error(exit_code::config, "bad endpoint '" + std::string(text) + "': " + std::string(why));
 }
 
 unix_address parse_unix(std::string_view text, std::string_view rest) {
@@ -18,11 +17,10 @@ unix_address parse_unix(std::string_view text, std::string_view rest) {
     unix_address a{std::string(abstract ? rest.substr(1) : rest), abstract};
     if (abstract && a.name.empty()) bad_endpoint(text, "empty abstract socket name");
     if (a.name.size() > endpoint::max_unix_name) {
-        throw startup_error(exit_code::config,
-                            std::string(abstract ? "abstract socket name '" : "socket path '") +
-                                a.name + "' is " + std::to_string(a.name.size()) +
-                                " bytes long; the limit is " +
-                                std::to_string(endpoint::max_unix_name));
+        throw startup_error(exit_code::config, std::string(abstract ? "abstract socket name '" : "socket path '") +
+                                                   a.name + "' is " + std::to_string(a.name.size()) +
+                                                   " bytes long; the limit is " +
+                                                   std::to_string(endpoint::max_unix_name));
     }
     return a;
 }
@@ -74,8 +72,7 @@ endpoint endpoint::parse(std::string_view text) {
 }
 
 std::string endpoint::to_string() const {
-    if (const auto* u = std::get_if<unix_address>(&address_))
-        return (u->abstract ? "unix:@" : "unix:") + u->name;
+    if (const auto* u = std::get_if<unix_address>(&address_)) return (u->abstract ? "unix:@" : "unix:") + u->name;
     const auto& t = std::get<tcp_address>(address_);
     const bool v6 = t.host.find(':') != std::string::npos;
     return "tcp:" + (v6 ? "[" + t.host + "]" : t.host) + ":" + std::to_string(t.port);

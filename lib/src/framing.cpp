@@ -2,7 +2,9 @@
 
 namespace hello {
 
-std::string_view to_string(framing f) noexcept { return f == framing::raw ? "raw" : "line"; }
+std::string_view to_string(framing f) noexcept {
+    return f == framing::raw ? "raw" : "line";
+}
 
 std::optional<framing> parse_framing(std::string_view text) noexcept {
     if (text == "raw") return framing::raw;
@@ -27,8 +29,8 @@ line_scan scan_lines(std::string_view buffered, std::size_t max_request_bytes) n
         if (newline == std::string_view::npos) {
             // An unfinished request already past the limit can never become valid; one more
             // byte is allowed in case it is the `\r` of a CRLF.
-            scan.too_long = rest.size() > max_request_bytes &&
-                            (rest.size() > max_request_bytes + 1 || !rest.ends_with('\r'));
+            scan.too_long =
+                rest.size() > max_request_bytes && (rest.size() > max_request_bytes + 1 || !rest.ends_with('\r'));
             return scan;
         }
         if (request_length(rest.substr(0, newline)) > max_request_bytes) {

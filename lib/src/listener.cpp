@@ -12,8 +12,7 @@ namespace {
 
 [[noreturn]] void cannot_listen(const endpoint& ep, const error_code& ec) {
     // A missing directory is the configuration's fault; the rest is about the machine's state.
-    const auto code = ec == boost::system::errc::no_such_file_or_directory ||
-                                  ec == boost::system::errc::not_a_directory
+    const auto code = ec == boost::system::errc::no_such_file_or_directory || ec == boost::system::errc::not_a_directory
                           ? exit_code::config
                           : exit_code::unavailable;
     throw startup_error(code, "cannot listen on " + ep.to_string() + ": " + ec.message());

@@ -9,12 +9,18 @@ namespace {
 
 spdlog::level::level_enum to_spdlog(log_level l) {
     switch (l) {
-        case log_level::trace: return spdlog::level::trace;
-        case log_level::debug: return spdlog::level::debug;
-        case log_level::info: return spdlog::level::info;
-        case log_level::warn: return spdlog::level::warn;
-        case log_level::error: return spdlog::level::err;
-        case log_level::off: return spdlog::level::off;
+        case log_level::trace:
+            return spdlog::level::trace;
+        case log_level::debug:
+            return spdlog::level::debug;
+        case log_level::info:
+            return spdlog::level::info;
+        case log_level::warn:
+            return spdlog::level::warn;
+        case log_level::error:
+            return spdlog::level::err;
+        case log_level::off:
+            return spdlog::level::off;
     }
     return spdlog::level::info;
 }

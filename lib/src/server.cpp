@@ -44,8 +44,7 @@ namespace {
 // Out of descriptors or memory: accepting again at once would spin. Wait a little; the
 // connections already open keep being served meanwhile.
 bool is_resource_exhaustion(const error_code& ec) {
-    return ec == boost::system::errc::too_many_files_open ||
-           ec == boost::system::errc::too_many_files_open_in_system ||
+    return ec == boost::system::errc::too_many_files_open || ec == boost::system::errc::too_many_files_open_in_system ||
            ec == boost::system::errc::no_buffer_space || ec == boost::system::errc::not_enough_memory;
 }
 
@@ -77,11 +76,9 @@ void server::impl::begin_stop() {
         l.socket.close(ec);
         if (l.claim) l.claim->release();
     }
-    spdlog::info("stopping: no longer accepting; draining {} open connections (up to {} ms)",
-                 state->open.load(), state->config.drain_timeout.count());
-    state->for_each([](const std::shared_ptr<session>& s) {
-        asio::post(s->executor(), [s] { s->drain(); });
-    });
+    spdlog::info("stopping: no longer accepting; draining {} open connections (up to {} ms)", state->open.load(),
+                 state->config.drain_timeout.count());
+    state->for_each([](const std::shared_ptr<session>& s) { asio::post(s->executor(), [s] { s->drain(); }); });
     drain_timer.expires_after(state->config.drain_timeout);
     drain_timer.async_wait([self = shared_from_this()](error_code ec) {
         if (ec) return;
@@ -93,9 +90,7 @@ void server::impl::begin_stop() {
 }
 
 void server::impl::close_all() {
-    state->for_each([](const std::shared_ptr<session>& s) {
-        asio::post(s->executor(), [s] { s->close(); });
-    });
+    state->for_each([](const std::shared_ptr<session>& s) { asio::post(s->executor(), [s] { s->close(); }); });
 }
 
 void server::impl::check_stopped() {
@@ -105,8 +100,7 @@ void server::impl::check_stopped() {
         if (fn) fn();
 }
 
-server::server(asio::io_context& ctx, server_config config)
-    : impl_(std::make_shared<impl>(ctx, std::move(config))) {
+server::server(asio::io_context& ctx, server_config config) : impl_(std::make_shared<impl>(ctx, std::move(config))) {
     // Bind everything before serving anything: a configuration that is half usable fails whole.
     for (const auto& ep : impl_->state->config.listen) {
         for (auto& l : open_listeners(ctx, ep, impl_->state->config)) {
@@ -116,8 +110,7 @@ server::server(asio::io_context& ctx, server_config config)
     }
     std::weak_ptr<impl> weak = impl_;
     impl_->state->on_session_closed = [weak] {
-        if (auto self = weak.lock())
-            asio::post(self->control, [self] { self->check_stopped(); });
+        if (auto self = weak.lock()) asio::post(self->control, [self] { self->check_stopped(); });
     };
 }
 
@@ -126,7 +119,9 @@ server::~server() {
         if (l.claim) l.claim->release();
 }
 
-const std::vector<endpoint>& server::endpoints() const noexcept { return impl_->endpoints; }
+const std::vector<endpoint>& server::endpoints() const noexcept {
+    return impl_->endpoints;
+}
 
 void server::start() {
     std::string where;

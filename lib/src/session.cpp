@@ -59,8 +59,8 @@ std::string_view reply_batch() {
 }
 
 bool is_quiet_disconnect(const error_code& ec) {
-    return ec == asio::error::eof || ec == asio::error::connection_reset ||
-           ec == asio::error::broken_pipe || ec == asio::error::operation_aborted;
+    return ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+           ec == asio::error::operation_aborted;
 }
 
 }  // namespace
@@ -154,9 +154,8 @@ asio::awaitable<bool> session::send_replies(std::size_t count, bool then_refuse)
         if (!co_await send(asio::buffer(batch))) co_return false;
         count -= batch_capacity;
     }
-    const std::array<asio::const_buffer, 2> last{
-        asio::buffer(batch.data(), count * line_reply.size()),
-        asio::buffer(then_refuse ? too_long_reply : std::string_view{})};
+    const std::array<asio::const_buffer, 2> last{asio::buffer(batch.data(), count * line_reply.size()),
+                                                 asio::buffer(then_refuse ? too_long_reply : std::string_view{})};
     auto [ec, n] = co_await asio::async_write(socket_, last);
     if (ec && !is_quiet_disconnect(ec)) spdlog::warn("connection {}: write failed: {}", id_, ec.message());
     co_return !ec;

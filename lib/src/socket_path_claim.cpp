@@ -22,7 +22,9 @@
 namespace hello::detail {
 namespace {
 
-std::string lock_path_for(const std::string& path) { return path + ".lock"; }
+std::string lock_path_for(const std::string& path) {
+    return path + ".lock";
+}
 
 [[noreturn]] void unavailable(const std::string& path, std::string_view why) {
     throw startup_error(exit_code::unavailable, "cannot listen on unix:" + path + ": " + std::string(why));
@@ -88,8 +90,7 @@ held_lock lock_beside(const std::string& path) {
             created = false;
             fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         }
-        if (fd < 0)
-            unavailable(path, "cannot open lock file '" + lock_path + "': " + std::strerror(errno));
+        if (fd < 0) unavailable(path, "cannot open lock file '" + lock_path + "': " + std::strerror(errno));
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
             const int err = errno;
             const auto pid = read_pid(fd);
@@ -99,8 +100,8 @@ held_lock lock_beside(const std::string& path) {
         }
         struct stat held {};
         struct stat named {};
-        if (::fstat(fd, &held) == 0 && ::stat(lock_path.c_str(), &named) == 0 &&
-            held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+        if (::fstat(fd, &held) == 0 && ::stat(lock_path.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
+            held.st_ino == named.st_ino)
             return {fd, created};
         ::close(fd);
     }
@@ -141,7 +142,9 @@ socket_path_claim::socket_path_claim(std::string path) : path_(std::move(path)) 
 socket_path_claim::socket_path_claim(socket_path_claim&& other) noexcept
     : path_(std::move(other.path_)), lock_fd_(std::exchange(other.lock_fd_, -1)) {}
 
-socket_path_claim::~socket_path_claim() { release(); }
+socket_path_claim::~socket_path_claim() {
+    release();
+}
 
 void socket_path_claim::release() noexcept {
     if (lock_fd_ < 0) return;

@@ -122,10 +122,13 @@ TEST_P(ManyClients, ThousandConcurrentClientsAreAllAnswered) {
         }
         finished.done();
     };
-    test::run_coro(ctx_, [&]() -> awaitable<void> {
-        for (int i = 0; i < clients; ++i) asio::co_spawn(ctx_, one_client(), asio::detached);
-        co_await finished.wait();
-    }(), 60s);
+    test::run_coro(
+        ctx_,
+        [&]() -> awaitable<void> {
+            for (int i = 0; i < clients; ++i) asio::co_spawn(ctx_, one_client(), asio::detached);
+            co_await finished.wait();
+        }(),
+        60s);
 
     EXPECT_TRUE(failures.empty()) << failures.size() << " failures, first: " << failures.front();
     EXPECT_EQ(answered, clients * requests_each);
@@ -169,11 +172,14 @@ TEST_F(ServerTest, ThreadedServerAnswersClientsFromAnotherContext) {
                 if (!co_await c.request("hi", reply)) ++answered;
         finished.done();
     };
-    test::run_coro(clients_ctx, [&]() -> awaitable<void> {
-        test::countdown finished(clients_ctx.get_executor(), 200);
-        for (int i = 0; i < 200; ++i) asio::co_spawn(clients_ctx, one_client(finished), asio::detached);
-        co_await finished.wait();
-    }(), 60s);
+    test::run_coro(
+        clients_ctx,
+        [&]() -> awaitable<void> {
+            test::countdown finished(clients_ctx.get_executor(), 200);
+            for (int i = 0; i < 200; ++i) asio::co_spawn(clients_ctx, one_client(finished), asio::detached);
+            co_await finished.wait();
+        }(),
+        60s);
     ctx_.stop();
     threads.clear();
     EXPECT_EQ(answered, 200 * 20);

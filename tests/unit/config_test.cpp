@@ -66,9 +66,9 @@ TEST(Config, DefaultsAreTheTutorials) {
 }
 
 TEST(Config, CommandLineValues) {
-    const auto inv = invocation_args({"-l", "unix:@a", "--listen", "tcp:127.0.0.1:0", "--framing", "line",
-                                      "--threads", "4", "--log-level", "debug", "--socket-mode", "600",
-                                      "--max-request-bytes", "10", "--drain-timeout", "0.25"})
+    const auto inv = invocation_args({"-l", "unix:@a", "--listen", "tcp:127.0.0.1:0", "--framing", "line", "--threads",
+                                      "4", "--log-level", "debug", "--socket-mode", "600", "--max-request-bytes", "10",
+                                      "--drain-timeout", "0.25"})
                          .parse();
     ASSERT_EQ(inv.config.listen.size(), 2U);
     EXPECT_EQ(inv.config.listen[0].to_string(), "unix:@a");
@@ -95,8 +95,8 @@ TEST(Config, EnvironmentUsesUpperSnakeNamesAndCommaLists) {
 
 TEST_F(ConfigFile, PrecedenceIsCommandLineThenEnvironmentThenFile) {
     const auto file = write("# comment\nthreads = 2\nframing = line\nlog-level = error\nlisten = unix:@from-file\n");
-    const auto inv = invocation_args({"--config", file, "--threads", "4"}, {"HELLO_THREADS=3", "HELLO_LOG_LEVEL=debug"})
-                         .parse();
+    const auto inv =
+        invocation_args({"--config", file, "--threads", "4"}, {"HELLO_THREADS=3", "HELLO_LOG_LEVEL=debug"}).parse();
     EXPECT_EQ(inv.config.threads, 4U);
     EXPECT_EQ(inv.config.log_level, log_level::debug);
     EXPECT_EQ(inv.config.framing, framing::line);
@@ -128,8 +128,8 @@ TEST_F(ConfigFile, ConfigFileNamedByEnvironment) {
 }
 
 TEST_F(ConfigFile, PrintedConfigurationIsAValidConfigFile) {
-    const auto inv = invocation_args({"-l", "unix:@p", "-l", "tcp:[::1]:0", "--framing", "line", "--drain-timeout", "1.5"})
-                         .parse();
+    const auto inv =
+        invocation_args({"-l", "unix:@p", "-l", "tcp:[::1]:0", "--framing", "line", "--drain-timeout", "1.5"}).parse();
     const auto again = invocation_args({"--config", write(describe(inv))}).parse();
     EXPECT_EQ(again.config.listen, inv.config.listen);
     EXPECT_EQ(again.config.framing, framing::line);

@@ -67,9 +67,9 @@ TEST(Endpoint, CanonicalTextParsesBack) {
 }
 
 TEST(Endpoint, MalformedIsAConfigError) {
-    for (const char* text : {"", "bogus", "udp:1.2.3.4:5", "unix:", "unix:@", "tcp:", "tcp:host", "tcp::80",
-                             "tcp:host:", "tcp:host:http", "tcp:host:65536", "tcp:host:-1", "tcp:::1:80",
-                             "tcp:[::1]80", "tcp:[::1", "tcp:host:80x"})
+    for (const char* text :
+         {"", "bogus", "udp:1.2.3.4:5", "unix:", "unix:@", "tcp:", "tcp:host", "tcp::80", "tcp:host:", "tcp:host:http",
+          "tcp:host:65536", "tcp:host:-1", "tcp:::1:80", "tcp:[::1]80", "tcp:[::1", "tcp:host:80x"})
         EXPECT_EQ(parse_failure(text), exit_code::config) << "'" << text << "'";
 }
 

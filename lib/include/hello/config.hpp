@@ -43,8 +43,7 @@ struct server_invocation {
 // (`--config`, itself settable as HELLO_CONFIG), first source wins per option.
 // Throws startup_error: exit_code::usage for a bad command line or environment,
 // exit_code::config for an unreadable or malformed file and for invalid values anywhere.
-[[nodiscard]] server_invocation parse_server_invocation(int argc, const char* const argv[],
-                                                        const char* const* envp);
+[[nodiscard]] server_invocation parse_server_invocation(int argc, const char* const argv[], const char* const* envp);
 
 // The effective configuration as config-file lines, each with its origin as a comment.
 [[nodiscard]] std::string describe(const server_invocation& inv);

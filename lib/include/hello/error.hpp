@@ -9,20 +9,19 @@ namespace hello {
 // typo on the command line from a broken config file from an endpoint somebody else owns.
 enum class exit_code : int {
     ok = 0,
-    usage = 64,           // EX_USAGE: unknown option, malformed value on the command line
-    unavailable = 69,     // EX_UNAVAILABLE: endpoint in use, not a socket, permission denied
-    software = 70,        // EX_SOFTWARE: an internal error that should never happen
-    temp_failure = 75,    // EX_TEMPFAIL: the client timed out
-    protocol = 76,        // EX_PROTOCOL: the client got an unexpected reply
-    config = 78,          // EX_CONFIG: unreadable config, bad endpoint, path too long
+    usage = 64,         // EX_USAGE: unknown option, malformed value on the command line
+    unavailable = 69,   // EX_UNAVAILABLE: endpoint in use, not a socket, permission denied
+    software = 70,      // EX_SOFTWARE: an internal error that should never happen
+    temp_failure = 75,  // EX_TEMPFAIL: the client timed out
+    protocol = 76,      // EX_PROTOCOL: the client got an unexpected reply
+    config = 78,        // EX_CONFIG: unreadable config, bad endpoint, path too long
 };
 
 // Thrown while starting up, when the process cannot go on. `what()` is the one line the
 // user sees; `code()` is how the process exits.
 class startup_error : public std::runtime_error {
 public:
-    startup_error(exit_code code, const std::string& message)
-        : std::runtime_error(message), code_(code) {}
+    startup_error(exit_code code, const std::string& message) : std::runtime_error(message), code_(code) {}
 
     [[nodiscard]] exit_code code() const noexcept { return code_; }
 
@@ -30,6 +29,8 @@ private:
     exit_code code_;
 };
 
-[[nodiscard]] inline int to_int(exit_code c) noexcept { return static_cast<int>(c); }
+[[nodiscard]] inline int to_int(exit_code c) noexcept {
+    return static_cast<int>(c);
+}
 
 }  // namespace hello

@@ -25,9 +25,9 @@ inline constexpr std::string_view too_long_reply = "error: request too long\n";
 // What one look at buffered line-framed input found. Pure, so that splitting, pipelining
 // and limits are tested without sockets.
 struct line_scan {
-    std::size_t complete = 0;   // requests fully received, in order
-    std::size_t consumed = 0;   // bytes those requests occupy, newlines included
-    bool too_long = false;      // the next request is over the limit: answer `complete`, then refuse
+    std::size_t complete = 0;  // requests fully received, in order
+    std::size_t consumed = 0;  // bytes those requests occupy, newlines included
+    bool too_long = false;     // the next request is over the limit: answer `complete`, then refuse
 };
 
 // Scans `buffered` for `\n`-terminated requests of at most `max_request_bytes` bytes each,
