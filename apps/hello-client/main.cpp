@@ -44,16 +44,18 @@ Number parse_number(const std::string& name, const std::string& text, Number low
 
 std::optional<invocation> parse(int argc, char* argv[]) {
     po::options_description d("Options");
-    // clang-format off: one option per stanza reads better than what the formatter makes of the chain
-    d.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
-        "connect,c", po::value<std::string>()->value_name("ENDPOINT"),
-        "server endpoint: unix:/path, unix:@name, tcp:host:port (default unix:/tmp/uds_socket)")(
-        "message,m", po::value<std::string>()->value_name("TEXT"), "request to send (default 'hello server')")(
-        "count,n", po::value<std::string>()->value_name("N"), "requests to send, one after another (default 1)")(
-        "framing", po::value<std::string>()->value_name("raw|line"), "wire framing (default raw)")(
-        "timeout", po::value<std::string>()->value_name("SECONDS"),
-        "limit for connecting and for each reply (default 5)")("json",
-                                                               "print one JSON object per reply, with its latency");
+    // One option per stanza: the formatter would run the chain together.
+    // clang-format off
+    d.add_options()
+        ("help,h", "print this help and exit")
+        ("version", "print the version and exit")
+        ("connect,c", po::value<std::string>()->value_name("ENDPOINT"),
+         "server endpoint: unix:/path, unix:@name, tcp:host:port (default unix:/tmp/uds_socket)")
+        ("message,m", po::value<std::string>()->value_name("TEXT"), "request to send (default 'hello server')")
+        ("count,n", po::value<std::string>()->value_name("N"), "requests to send, one after another (default 1)")
+        ("framing", po::value<std::string>()->value_name("raw|line"), "wire framing (default raw)")
+        ("timeout", po::value<std::string>()->value_name("SECONDS"), "limit for connecting and for each reply (default 5)")
+        ("json", "print one JSON object per reply, with its latency");
     // clang-format on
     po::variables_map vm;
     try {

@@ -52,33 +52,38 @@ namespace {
 // here, strictly: program_options would accept "-1" for an unsigned and wrap it around.
 po::options_description settings_description() {
     po::options_description d("Settings (also HELLO_<NAME> in the environment, or NAME = VALUE in --config)");
-    // clang-format off: one option per stanza reads better than what the formatter makes of the chain
-    d.add_options()("listen,l", po::value<std::vector<std::string>>()->value_name("ENDPOINT"),
-                    "endpoint to serve, repeatable: unix:/path, unix:@abstract, tcp:host:port, tcp:[v6]:port "
-                    "(default unix:/tmp/uds_socket; HELLO_LISTEN takes a comma-separated list)")(
-        "framing", po::value<std::string>()->value_name("raw|line"),
-        "raw: each chunk read gets 'hello client'; line: each line gets 'hello client\\n' (default raw)")(
-        "threads", po::value<std::string>()->value_name("N"), "threads running the server (default 1)")(
-        "log-level", po::value<std::string>()->value_name("LEVEL"),
-        "trace, debug, info, warn, error or off (default info)")("socket-mode",
-                                                                 po::value<std::string>()->value_name("OCTAL"),
-                                                                 "permissions of UNIX socket files (default 0660)")(
-        "max-request-bytes", po::value<std::string>()->value_name("N"),
-        "longest request line in line framing (default 4096)")(
-        "drain-timeout", po::value<std::string>()->value_name("SECONDS"),
-        "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)");
+    // One option per stanza: the formatter would run the chain together.
+    // clang-format off
+    d.add_options()
+        ("listen,l", po::value<std::vector<std::string>>()->value_name("ENDPOINT"),
+         "endpoint to serve, repeatable: unix:/path, unix:@abstract, tcp:host:port, tcp:[v6]:port "
+         "(default unix:/tmp/uds_socket; HELLO_LISTEN takes a comma-separated list)")
+        ("framing", po::value<std::string>()->value_name("raw|line"),
+         "raw: each chunk read gets 'hello client'; line: each line gets 'hello client\\n' (default raw)")
+        ("threads", po::value<std::string>()->value_name("N"), "threads running the server (default 1)")
+        ("log-level", po::value<std::string>()->value_name("LEVEL"),
+         "trace, debug, info, warn, error or off (default info)")
+        ("socket-mode", po::value<std::string>()->value_name("OCTAL"),
+         "permissions of UNIX socket files (default 0660)")
+        ("max-request-bytes", po::value<std::string>()->value_name("N"),
+         "longest request line in line framing (default 4096)")
+        ("drain-timeout", po::value<std::string>()->value_name("SECONDS"),
+         "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)");
     // clang-format on
     return d;
 }
 
 po::options_description command_description() {
     po::options_description d("Commands");
-    // clang-format off: one option per stanza reads better than what the formatter makes of the chain
-    d.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
-        "config", po::value<std::string>()->value_name("FILE"),
-        "read settings from FILE (INI: NAME = VALUE); also HELLO_CONFIG")(
-        "check-config", "validate the configuration, print nothing, exit 0 or 78")(
-        "print-config", "print the effective configuration with where each value came from, then exit");
+    // One option per stanza: the formatter would run the chain together.
+    // clang-format off
+    d.add_options()
+        ("help,h", "print this help and exit")
+        ("version", "print the version and exit")
+        ("config", po::value<std::string>()->value_name("FILE"),
+         "read settings from FILE (INI: NAME = VALUE); also HELLO_CONFIG")
+        ("check-config", "validate the configuration, print nothing, exit 0 or 78")
+        ("print-config", "print the effective configuration with where each value came from, then exit");
     // clang-format on
     return d;
 }
