@@ -55,6 +55,7 @@ std::optional<invocation> parse(int argc, char* argv[]) {
         ("count,n", po::value<std::string>()->value_name("N"), "requests to send, one after another (default 1)")
         ("framing", po::value<std::string>()->value_name("raw|line"), "wire framing (default raw)")
         ("timeout", po::value<std::string>()->value_name("SECONDS"), "limit for connecting and for each reply (default 5)")
+        ("wait", "keep trying to connect until the server is up or --timeout passes")
         ("json", "print one JSON object per reply, with its latency");
     // clang-format on
     po::variables_map vm;
@@ -97,6 +98,7 @@ std::optional<invocation> parse(int argc, char* argv[]) {
         inv.options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000 + 0.5));
     }
     inv.json = vm.count("json") > 0;
+    inv.options.wait_for_server = vm.count("wait") > 0;
     if (inv.options.framing == hello::framing::line && inv.message.find('\n') != std::string::npos)
         usage_error("--message cannot contain a newline in line framing");
     return inv;

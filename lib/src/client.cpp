@@ -33,6 +33,10 @@ bool is_transient(const error_code& ec) {
            ec == asio::error::would_block || ec == asio::error::in_progress;
 }
 
+bool is_not_listening(const error_code& ec) {
+    return ec == asio::error::connection_refused || ec == boost::system::errc::no_such_file_or_directory;
+}
+
 constexpr std::size_t max_reply_line = 64 * 1024;
 
 }  // namespace
@@ -122,7 +126,7 @@ asio::awaitable<error_code> client::connect() {
             ec = co_await self.connect_once(addr, give_up);
             if (!ec) co_return ec;
             if (ec == asio::error::timed_out) co_return ec;
-            retry = retry || is_transient(ec);
+            retry = retry || is_transient(ec) || (self.options.wait_for_server && is_not_listening(ec));
         }
         if (!retry) co_return ec;
         if (std::chrono::steady_clock::now() + backoff >= give_up) co_return asio::error::timed_out;

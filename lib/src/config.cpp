@@ -276,7 +276,8 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
     help << "Usage: hello-server [OPTIONS]\n"
             "Answers every request on its endpoints with 'hello client'.\n\n"
          << commands << "\n"
-         << settings;
+         << settings
+         << "\nExit codes: 0 clean stop, 64 usage, 69 endpoint unavailable, 70 internal error, 78 bad configuration\n";
     inv.help_text = help.str();
     if (cli.count("help")) {
         inv.what = server_invocation::action::help;

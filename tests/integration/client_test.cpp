@@ -138,6 +138,47 @@ TEST_F(ClientTest, NobodyListeningIsRefusedAtOnce) {
     }());
 }
 
+TEST(ClientWait, WaitsForAServerThatIsNotUpYet) {
+    test::temp_dir dir;
+    const auto path = dir.path("later.sock");
+    asio::io_context ctx;
+    local::stream_protocol::acceptor acceptor(ctx);
+    test::run_coro(ctx, [&]() -> awaitable<void> {
+        client_options options{endpoint::parse("unix:" + path), framing::raw, 5s};
+        options.wait_for_server = true;
+        client c(ctx.get_executor(), options);
+        // The server appears only once the client has found nothing at least once.
+        auto server_starts_late = [&]() -> awaitable<void> {
+            asio::steady_timer later(ctx, 30ms);
+            co_await later.async_wait(use_awaitable);
+            const local::stream_protocol::endpoint ep(path);
+            acceptor.open(ep.protocol());
+            acceptor.bind(ep);
+            acceptor.listen();
+            auto s = co_await acceptor.async_accept(use_awaitable);
+            char buf[64];
+            co_await s.async_read_some(asio::buffer(buf), use_awaitable);
+            co_await asio::async_write(s, asio::buffer(std::string_view("hello client")), use_awaitable);
+        };
+        asio::co_spawn(ctx, server_starts_late(), asio::detached);
+        EXPECT_FALSE(co_await c.connect());
+        std::string reply;
+        EXPECT_FALSE(co_await c.request("hello server", reply));
+        EXPECT_EQ(reply, "hello client");
+    }());
+}
+
+TEST(ClientWait, GivesUpWhenTheServerNeverComes) {
+    test::temp_dir dir;
+    asio::io_context ctx;
+    test::run_coro(ctx, [&]() -> awaitable<void> {
+        client_options options{endpoint::parse("unix:" + dir.path("never.sock")), framing::raw, 100ms};
+        options.wait_for_server = true;
+        client c(ctx.get_executor(), options);
+        EXPECT_EQ(co_await c.connect(), asio::error::timed_out);
+    }());
+}
+
 TEST(Client, UnresolvableHostIsReported) {
     asio::io_context ctx;
     test::run_coro(ctx, [&]() -> awaitable<void> {

@@ -28,6 +28,9 @@ struct client_options {
     endpoint server = endpoint::parse("unix:/tmp/uds_socket");
     hello::framing framing = framing::raw;
     std::chrono::milliseconds timeout{std::chrono::seconds{5}};  // connect, and each reply
+    // Keep trying while nothing listens yet (no socket file, connection refused), for scripts
+    // that start a server and a client together. Off: such errors are reported at once.
+    bool wait_for_server = false;
 };
 
 // The async client: one connection, requests in lockstep. Errors come back as values:
@@ -39,7 +42,8 @@ public:
     client(client&&) noexcept;
     client& operator=(client&&) noexcept;
 
-    // Connects, retrying within the timeout while a UNIX listener's backlog is full.
+    // Connects, retrying within the timeout while a UNIX listener's backlog is full (and,
+    // with `wait_for_server`, while there is no listener yet).
     boost::asio::awaitable<boost::system::error_code> connect();
 
     // Sends `message` (a newline is added in line framing) and waits for the reply, which
