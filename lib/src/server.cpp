@@ -35,7 +35,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::vector<listener> listeners;
     std::vector<endpoint> endpoints;
     timer drain_timer;
-    bool stopping = false;
+    bool stopping = false;  // on `control`; sessions see state->stopping
     std::vector<std::function<void()>> on_stopped;
 };
 
@@ -71,6 +71,7 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, list
 void server::impl::begin_stop() {
     if (stopping) return;
     stopping = true;
+    state->stopping = true;
     for (auto& l : listeners) {
         error_code ec;
         l.socket.close(ec);

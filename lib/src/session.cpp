@@ -25,7 +25,8 @@ void server_state::remove(handle h) {
         sessions_.erase(h);
         --open;
     }
-    if (on_session_closed) on_session_closed();
+    // Only a stopping server waits for its last connection; the rest of the time a close costs no post.
+    if (stopping && on_session_closed) on_session_closed();
 }
 
 void server_state::for_each(const std::function<void(const std::shared_ptr<session>&)>& fn) {

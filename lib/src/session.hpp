@@ -31,8 +31,9 @@ public:
     void for_each(const std::function<void(const std::shared_ptr<session>&)>& fn);
 
     const server_config config;
-    // Runs after each session has closed, on that session's executor.
+    // Once `stopping`, runs after each session has closed, on that session's executor.
     std::function<void()> on_session_closed;
+    std::atomic<bool> stopping{false};
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> answered{0};
     std::atomic<std::uint64_t> open{0};

@@ -541,5 +541,32 @@ class Concurrency(unittest.TestCase):
                          server.stderr.text())
 
 
+class ResourceExhaustion(unittest.TestCase):
+    LIMIT = 32  # descriptors the server may hold
+
+    def test_running_out_of_descriptors_is_logged_and_survived(self):
+        import resource
+        with Server("--listen", "unix:" + socket_path(self)) as server:
+            ep = server.endpoints[0]
+            # Lowered after start-up: the server raises its own soft limit to the hard one.
+            resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (self.LIMIT, self.LIMIT))
+            held = []
+            try:
+                for _ in range(2 * self.LIMIT):
+                    held.append(connect(ep))
+                line = server.stderr.wait_line(lambda l: "Too many open files" in l, IO_TIMEOUT)
+                self.assertIsNotNone(line, server.stderr.text())
+                self.assertIn("error", line)
+                # The connections it did accept are still served.
+                held[0].sendall(b"hello server")
+                self.assertEqual(recv_exactly(held[0], len(RAW_REPLY)), RAW_REPLY)
+            finally:
+                for s in held:
+                    s.close()
+            # With descriptors free again, the backlog drains and new clients are answered.
+            self.assertEqual(request(ep), RAW_REPLY)
+            self.assertTrue(server.alive())
+
+
 if __name__ == "__main__":
     unittest.main()
