@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <optional>
 #include <string_view>
 
 #include <sys/socket.h>
@@ -39,10 +40,18 @@ void server_state::for_each(const std::function<void(const std::shared_ptr<sessi
 
 namespace {
 
-// Read scratch space, one per thread: a session reads into it and is done with it before its
-// next suspension, so idle connections cost no buffer.
+// Line framing reads here, one buffer per thread: a session reads into it and is done with it
+// before its next suspension, so idle connections cost no buffer.
 std::array<char, 64 * 1024>& scratch() {
     thread_local std::array<char, 64 * 1024> buffer;
+    return buffer;
+}
+
+// Raw framing never looks at what it reads, so every pending read of every session may share
+// one buffer that nobody reads back. That lets raw sessions use async_read_some, whose
+// speculative read costs no epoll_ctl per request as async_wait does, without a buffer each.
+std::array<char, 64 * 1024>& discard_buffer() {
+    static std::array<char, 64 * 1024> buffer;
     return buffer;
 }
 
@@ -84,15 +93,11 @@ void session::start(stream_socket socket, std::shared_ptr<server_state> state, s
 asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     if (spdlog::should_log(spdlog::level::debug))
         spdlog::debug("connection {} opened: {}", self->id_, self->describe_peer());
+    if (self->state_->config.framing == framing::raw)
+        co_await self->serve_raw();
+    else
+        co_await self->serve_line();
     error_code ec;
-    // Reads are attempted directly once the socket is readable; they must never block.
-    self->socket_.non_blocking(true, ec);
-    if (!ec) {
-        if (self->state_->config.framing == framing::raw)
-            co_await self->serve_raw();
-        else
-            co_await self->serve_line();
-    }
     self->socket_.shutdown(asio::socket_base::shutdown_both, ec);
     self->socket_.close(ec);
 }
@@ -107,27 +112,43 @@ void session::close() {
     socket_.close(ec);
 }
 
-asio::awaitable<std::size_t> session::read_request_bytes(char* data, std::size_t size) {
+bool session::request_may_follow() {
+    if (!draining_) return true;
+    // Stopping: a request the peer has already sent is still answered; an idle peer is let go.
+    error_code ec;
+    return socket_.is_open() && socket_.available(ec) > 0 && !ec;
+}
+
+std::optional<std::size_t> session::read_outcome(const error_code& ec, std::size_t n) {
+    if (!ec) return n;
+    // Woken by a stop, or readable but already drained: look again.
+    if ((ec == asio::error::operation_aborted && draining_) || ec == asio::error::would_block ||
+        ec == asio::error::try_again)
+        return std::nullopt;
+    if (!is_quiet_disconnect(ec)) spdlog::warn("connection {}: read failed: {}", id_, ec.message());
+    return 0;
+}
+
+asio::awaitable<std::size_t> session::read_discarding() {
     for (;;) {
-        if (draining_) {
-            // Stopping: answer what the peer has already sent, then let it go.
-            error_code ec;
-            if (!socket_.is_open() || socket_.available(ec) == 0 || ec) co_return 0;
-        }
+        if (!request_may_follow()) co_return 0;
+        awaiting_request_ = true;
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(discard_buffer()));
+        awaiting_request_ = false;
+        if (const auto outcome = read_outcome(ec, n)) co_return *outcome;
+    }
+}
+
+asio::awaitable<std::size_t> session::read_keeping(char* data, std::size_t size) {
+    for (;;) {
+        if (!request_may_follow()) co_return 0;
         awaiting_request_ = true;
         auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read);
         awaiting_request_ = false;
-        if (wait_ec == asio::error::operation_aborted && draining_) continue;
-        if (wait_ec) co_return 0;
-
-        error_code ec;
-        const auto n = socket_.read_some(asio::buffer(data, size), ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
-        if (ec) {
-            if (!is_quiet_disconnect(ec)) spdlog::warn("connection {}: read failed: {}", id_, ec.message());
-            co_return 0;
-        }
-        co_return n;
+        error_code ec = wait_ec;
+        std::size_t n = 0;
+        if (!ec) n = socket_.read_some(asio::buffer(data, size), ec);
+        if (const auto outcome = read_outcome(ec, n)) co_return *outcome;
     }
 }
 
@@ -139,7 +160,7 @@ asio::awaitable<bool> session::send(asio::const_buffer reply) {
 
 asio::awaitable<void> session::serve_raw() {
     for (;;) {
-        const auto n = co_await read_request_bytes(scratch().data(), scratch().size());
+        const auto n = co_await read_discarding();
         if (n == 0) co_return;
         if (!co_await send(asio::buffer(raw_reply))) co_return;
         ++requests_;
@@ -163,10 +184,14 @@ asio::awaitable<bool> session::send_replies(std::size_t count, bool then_refuse)
 }
 
 asio::awaitable<void> session::serve_line() {
+    // Reads are attempted directly once the socket is readable; they must never block.
+    error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) co_return;
     const auto limit = state_->config.max_request_bytes;
     for (;;) {
         auto& buf = scratch();
-        const auto n = co_await read_request_bytes(buf.data(), buf.size());
+        const auto n = co_await read_keeping(buf.data(), buf.size());
         if (n == 0) co_return;
 
         // Scan the fresh bytes where they landed unless an unfinished line is waiting for them.

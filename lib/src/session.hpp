@@ -10,6 +10,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace hello::detail {
@@ -45,9 +46,9 @@ private:
 
 // One connection, from accept to close: reads requests, answers each with `hello client`.
 //
-// Idle connections hold no buffer: the session waits for readability, then reads into a
-// per-thread scratch buffer and answers before it waits again. Only an unfinished line is
-// kept, in `partial_`. drain() and close() must run on the session's executor.
+// Idle connections hold no buffer: raw framing reads into a shared discard buffer, line
+// framing waits for readability and reads into a per-thread scratch buffer. Only an
+// unfinished line is kept, in `partial_`. drain() and close() must run on the session's executor.
 class session : public std::enable_shared_from_this<session> {
 public:
     session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
@@ -69,7 +70,12 @@ private:
     static asio::awaitable<void> run(std::shared_ptr<session> self);
     asio::awaitable<void> serve_raw();
     asio::awaitable<void> serve_line();
-    asio::awaitable<std::size_t> read_request_bytes(char* data, std::size_t size);
+    // Each waits for the next bytes of a request and returns how many came, or 0 when the
+    // connection is over (peer gone, error, or stopping with nothing more sent).
+    asio::awaitable<std::size_t> read_discarding();
+    asio::awaitable<std::size_t> read_keeping(char* data, std::size_t size);
+    [[nodiscard]] bool request_may_follow();
+    [[nodiscard]] std::optional<std::size_t> read_outcome(const error_code& ec, std::size_t n);
     asio::awaitable<bool> send(asio::const_buffer reply);
     asio::awaitable<bool> send_replies(std::size_t count, bool then_refuse);
     [[nodiscard]] std::string describe_peer();
