@@ -40,15 +40,15 @@ void server_state::for_each(const std::function<void(const std::shared_ptr<sessi
 
 namespace {
 
-// Line framing reads here, one buffer per thread: a session reads into it and is done with it
-// before its next suspension, so idle connections cost no buffer.
+// Line framing (and raw framing on several threads) reads here, one buffer per thread: a session reads into it and is
+// done with it before its next suspension, so idle connections cost no buffer.
 std::array<char, 64 * 1024>& scratch() {
     thread_local std::array<char, 64 * 1024> buffer;
     return buffer;
 }
 
-// Raw framing never looks at what it reads, so every pending read of every session may share
-// one buffer that nobody reads back. That lets raw sessions use async_read_some, whose
+// Raw framing never looks at what it reads, so on one thread every pending read of every
+// session may share one buffer that nobody reads back. That lets raw sessions use async_read_some, whose
 // speculative read costs no epoll_ctl per request as async_wait does, without a buffer each.
 std::array<char, 64 * 1024>& discard_buffer() {
     static std::array<char, 64 * 1024> buffer;
@@ -129,25 +129,40 @@ std::optional<std::size_t> session::read_outcome(const error_code& ec, std::size
     return 0;
 }
 
-asio::awaitable<std::size_t> session::read_discarding() {
+asio::awaitable<bool> session::wait_readable() {
+    for (;;) {
+        if (!request_may_follow()) co_return false;
+        awaiting_request_ = true;
+        auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read);
+        awaiting_request_ = false;
+        if (!ec) co_return true;
+        if (ec != asio::error::operation_aborted || !draining_) co_return false;
+    }
+}
+
+std::optional<std::string_view> session::read_available() {
+    // Taken here, after the wait: a coroutine may resume on another thread than it left.
+    auto& buf = scratch();
+    error_code ec;
+    const auto n = socket_.read_some(asio::buffer(buf), ec);
+    const auto outcome = read_outcome(ec, n);
+    if (!outcome) return std::nullopt;
+    return std::string_view(buf.data(), *outcome);
+}
+
+asio::awaitable<std::size_t> session::read_raw_chunk() {
+    if (state_->config.threads > 1) {
+        // Several threads may perform reads at once: a shared buffer would be written concurrently.
+        for (;;) {
+            if (!co_await wait_readable()) co_return 0;
+            if (const auto chunk = read_available()) co_return chunk->size();
+        }
+    }
     for (;;) {
         if (!request_may_follow()) co_return 0;
         awaiting_request_ = true;
         auto [ec, n] = co_await socket_.async_read_some(asio::buffer(discard_buffer()));
         awaiting_request_ = false;
-        if (const auto outcome = read_outcome(ec, n)) co_return *outcome;
-    }
-}
-
-asio::awaitable<std::size_t> session::read_keeping(char* data, std::size_t size) {
-    for (;;) {
-        if (!request_may_follow()) co_return 0;
-        awaiting_request_ = true;
-        auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read);
-        awaiting_request_ = false;
-        error_code ec = wait_ec;
-        std::size_t n = 0;
-        if (!ec) n = socket_.read_some(asio::buffer(data, size), ec);
         if (const auto outcome = read_outcome(ec, n)) co_return *outcome;
     }
 }
@@ -159,12 +174,14 @@ asio::awaitable<bool> session::send(asio::const_buffer reply) {
 }
 
 asio::awaitable<void> session::serve_raw() {
+    if (state_->config.threads > 1 && !make_reads_nonblocking()) co_return;
     for (;;) {
-        const auto n = co_await read_discarding();
+        const auto n = co_await read_raw_chunk();
         if (n == 0) co_return;
-        if (!co_await send(asio::buffer(raw_reply))) co_return;
+        // Counted before the write, as the line framing does: a reply the peer can read is counted.
         ++requests_;
         state_->answered.fetch_add(1, std::memory_order_relaxed);
+        if (!co_await send(asio::buffer(raw_reply))) co_return;
     }
 }
 
@@ -184,18 +201,17 @@ asio::awaitable<bool> session::send_replies(std::size_t count, bool then_refuse)
 }
 
 asio::awaitable<void> session::serve_line() {
-    // Reads are attempted directly once the socket is readable; they must never block.
-    error_code ec;
-    socket_.non_blocking(true, ec);
-    if (ec) co_return;
+    if (!make_reads_nonblocking()) co_return;
     const auto limit = state_->config.max_request_bytes;
     for (;;) {
-        auto& buf = scratch();
-        const auto n = co_await read_keeping(buf.data(), buf.size());
-        if (n == 0) co_return;
+        if (!co_await wait_readable()) co_return;
+        // `chunk` lives in this thread's scratch buffer: use it up before the next co_await.
+        const auto chunk = read_available();
+        if (!chunk) continue;
+        if (chunk->empty()) co_return;
 
         // Scan the fresh bytes where they landed unless an unfinished line is waiting for them.
-        std::string_view input(buf.data(), n);
+        std::string_view input = *chunk;
         if (!partial_.empty()) {
             partial_.append(input);
             input = partial_;
@@ -211,6 +227,13 @@ asio::awaitable<void> session::serve_line() {
         partial_ = std::move(tail);
         if (scan.complete > 0 && !co_await send_replies(scan.complete, false)) co_return;
     }
+}
+
+bool session::make_reads_nonblocking() {
+    // read_available() reads once the socket is readable, and must never block.
+    error_code ec;
+    socket_.non_blocking(true, ec);
+    return !ec;
 }
 
 std::string session::describe_peer() {

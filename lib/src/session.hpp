@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace hello::detail {
 
@@ -46,9 +47,9 @@ private:
 
 // One connection, from accept to close: reads requests, answers each with `hello client`.
 //
-// Idle connections hold no buffer: raw framing reads into a shared discard buffer, line
-// framing waits for readability and reads into a per-thread scratch buffer. Only an
-// unfinished line is kept, in `partial_`. drain() and close() must run on the session's executor.
+// Idle connections hold no buffer: raw framing on one thread reads into a shared discard
+// buffer; otherwise a session waits for readability and reads into a per-thread scratch
+// buffer. Only an unfinished line is kept, in `partial_`. drain() and close() must run on the session's executor.
 class session : public std::enable_shared_from_this<session> {
 public:
     session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
@@ -70,10 +71,15 @@ private:
     static asio::awaitable<void> run(std::shared_ptr<session> self);
     asio::awaitable<void> serve_raw();
     asio::awaitable<void> serve_line();
-    // Each waits for the next bytes of a request and returns how many came, or 0 when the
-    // connection is over (peer gone, error, or stopping with nothing more sent).
-    asio::awaitable<std::size_t> read_discarding();
-    asio::awaitable<std::size_t> read_keeping(char* data, std::size_t size);
+    // Waits until request bytes can be read; false when the connection is over (peer gone,
+    // error, or stopping with nothing more sent).
+    asio::awaitable<bool> wait_readable();
+    // What has arrived, in this thread's scratch buffer until the next suspension; empty when
+    // the connection is over, nullopt when nothing is there after all.
+    std::optional<std::string_view> read_available();
+    // Raw framing: the size of the next chunk, 0 when the connection is over.
+    asio::awaitable<std::size_t> read_raw_chunk();
+    bool make_reads_nonblocking();
     [[nodiscard]] bool request_may_follow();
     [[nodiscard]] std::optional<std::size_t> read_outcome(const error_code& ec, std::size_t n);
     asio::awaitable<bool> send(asio::const_buffer reply);

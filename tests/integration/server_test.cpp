@@ -152,8 +152,11 @@ TEST_F(ServerTest, SeveralEndpointsAtOnce) {
     }());
 }
 
-TEST_F(ServerTest, ThreadedServerAnswersClientsFromAnotherContext) {
-    auto cfg = config_for({unix_ep()}, framing::line);
+class ThreadedServer : public ServerTest, public ::testing::WithParamInterface<framing> {};
+
+TEST_P(ThreadedServer, AnswersClientsFromAnotherContext) {
+    const framing f = GetParam();
+    auto cfg = config_for({unix_ep()}, f);
     cfg.threads = 2;
     server srv(ctx_, cfg);
     srv.start();
@@ -165,7 +168,7 @@ TEST_F(ServerTest, ThreadedServerAnswersClientsFromAnotherContext) {
     int answered = 0;
     auto one_client = [&](test::countdown& finished) -> awaitable<void> {
         const auto ex = co_await asio::this_coro::executor;
-        client c(ex, {srv.endpoints()[0], framing::line, 20s});
+        client c(ex, {srv.endpoints()[0], f, 20s});
         std::string reply;
         if (!co_await c.connect())
             for (int r = 0; r < 20; ++r)
@@ -185,6 +188,8 @@ TEST_F(ServerTest, ThreadedServerAnswersClientsFromAnotherContext) {
     EXPECT_EQ(answered, 200 * 20);
     EXPECT_EQ(srv.stats().requests, 200U * 20U);
 }
+
+INSTANTIATE_TEST_SUITE_P(Framings, ThreadedServer, ::testing::Values(framing::raw, framing::line));
 
 // ---- line framing -----------------------------------------------------------------------------
 
