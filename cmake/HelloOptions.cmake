@@ -14,6 +14,11 @@ if(HELLO_SANITIZE)
   target_compile_options(hello_options INTERFACE -fsanitize=${HELLO_SANITIZE} -fno-omit-frame-pointer
                                                  -fno-sanitize-recover=all)
   target_link_options(hello_options INTERFACE -fsanitize=${HELLO_SANITIZE})
+  if(HELLO_SANITIZE MATCHES "undefined")
+    # The vptr check probes memory through a pipe(); with every descriptor in use (as the
+    # descriptor-exhaustion test arranges) the probe fails and it reports a bogus bad vptr.
+    target_compile_options(hello_options INTERFACE -fno-sanitize=vptr)
+  endif()
   if(HELLO_SANITIZE STREQUAL "thread")
     # Asio's handler recycling uses std::atomic_thread_fence, which g++ warns TSan cannot model.
     target_compile_options(hello_options INTERFACE -Wno-tsan)
