@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <exception>
 #include <optional>
 #include <string_view>
 
@@ -87,7 +88,17 @@ void session::start(stream_socket socket, std::shared_ptr<server_state> state, s
     auto s = std::make_shared<session>(std::move(socket), state, id);
     s->handle_ = state->add(s);
     auto ex = s->executor();
-    asio::co_spawn(ex, run(std::move(s)), asio::detached);
+    asio::co_spawn(ex, run(std::move(s)), [id](std::exception_ptr failure) {
+        // Only the exceptional ends here (out of memory, a bug): it costs this connection alone.
+        if (!failure) return;
+        try {
+            std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+            spdlog::error("connection {} failed: {}", id, e.what());
+        } catch (...) {
+            spdlog::error("connection {} failed", id);
+        }
+    });
 }
 
 asio::awaitable<void> session::run(std::shared_ptr<session> self) {
