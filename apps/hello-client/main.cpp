@@ -1,6 +1,7 @@
 // hello-client: connects, sends a message N times in lockstep, prints every reply.
 #include <hello/client.hpp>
 #include <hello/error.hpp>
+#include <hello/parse.hpp>
 #include <hello/version.hpp>
 
 #include <utility>
@@ -30,16 +31,6 @@ struct invocation {
 
 [[noreturn]] void usage_error(const std::string& what) {
     throw hello::startup_error(hello::exit_code::usage, what);
-}
-
-template <typename Number>
-Number parse_number(const std::string& name, const std::string& text, Number low, Number high) {
-    Number value{};
-    const auto* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, value);
-    if (text.empty() || ec != std::errc{} || ptr != end || value < low || value > high)
-        usage_error("invalid value '" + text + "' for " + name);
-    return value;
 }
 
 std::optional<invocation> parse(int argc, char* argv[]) {
@@ -80,8 +71,12 @@ std::optional<invocation> parse(int argc, char* argv[]) {
         usage_error(e.what());
     }
     if (vm.count("message")) inv.message = vm["message"].as<std::string>();
-    if (vm.count("count"))
-        inv.count = parse_number<std::uint64_t>("--count", vm["count"].as<std::string>(), 1, 1'000'000'000);
+    if (vm.count("count")) {
+        const auto text = vm["count"].as<std::string>();
+        const auto n = hello::parse_number<std::uint64_t>(text);
+        if (!n || *n < 1 || *n > 1'000'000'000) usage_error("invalid value '" + text + "' for --count");
+        inv.count = *n;
+    }
     if (vm.count("framing")) {
         auto f = hello::parse_framing(vm["framing"].as<std::string>());
         if (!f)
@@ -90,12 +85,10 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     }
     if (vm.count("timeout")) {
         const auto text = vm["timeout"].as<std::string>();
-        double seconds = 0;
-        std::istringstream in(text);
-        in >> seconds;
-        if (!in || !in.eof() || !(seconds > 0) || seconds > 86400)
+        const auto timeout = hello::parse_seconds(text);
+        if (!timeout || timeout->count() == 0)
             usage_error("invalid value '" + text + "' for --timeout: expected seconds above 0");
-        inv.options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000 + 0.5));
+        inv.options.timeout = *timeout;
     }
     inv.json = vm.count("json") > 0;
     inv.options.wait_for_server = vm.count("wait") > 0;

@@ -1,5 +1,6 @@
 #include <hello/config.hpp>
 #include <hello/error.hpp>
+#include <hello/parse.hpp>
 #include <hello/version.hpp>
 
 #include <boost/program_options.hpp>
@@ -30,6 +31,14 @@ std::string_view to_string(log_level l) noexcept {
             return "off";
     }
     return "?";
+}
+
+std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text) {
+    double seconds = 0;
+    std::istringstream in{std::string(text)};
+    in >> seconds;
+    if (!in || !in.eof() || !std::isfinite(seconds) || seconds < 0 || seconds > 86400) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
 }
 
 std::string_view to_string(config_source s) noexcept {
@@ -153,28 +162,11 @@ merged merge(const std::vector<layer>& layers) {
                                   "): expected " + expected);
 }
 
-template <typename Number>
-std::optional<Number> parse_number(std::string_view text, int base = 10) {
-    Number value{};
-    const auto* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, value, base);
-    if (text.empty() || ec != std::errc{} || ptr != end) return std::nullopt;
-    return value;
-}
-
 std::optional<log_level> parse_log_level(std::string_view text) {
     for (auto l :
          {log_level::trace, log_level::debug, log_level::info, log_level::warn, log_level::error, log_level::off})
         if (text == to_string(l)) return l;
     return std::nullopt;
-}
-
-std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) {
-    double seconds = 0;
-    std::istringstream in(text);
-    in >> seconds;
-    if (!in || !in.eof() || !std::isfinite(seconds) || seconds < 0 || seconds > 86400) return std::nullopt;
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
 }
 
 // A UNIX socket needs an existing directory to live in; say so now rather than at bind().

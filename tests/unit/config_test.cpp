@@ -1,5 +1,6 @@
 #include <hello/config.hpp>
 #include <hello/error.hpp>
+#include <hello/parse.hpp>
 
 #include "support/run_coro.hpp"
 
@@ -181,6 +182,35 @@ TEST(Config, Commands) {
     EXPECT_EQ(invocation_args({"--check-config"}).parse().what, server_invocation::action::check_config);
     EXPECT_EQ(invocation_args({"--print-config"}).parse().what, server_invocation::action::print_config);
     EXPECT_NE(invocation_args({"--help"}).parse().help_text.find("--listen"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hello
+
+namespace hello {
+namespace {
+
+TEST(Parse, NumbersMustBeWholeAndInRange) {
+    EXPECT_EQ(parse_number<unsigned>("42"), 42U);
+    EXPECT_EQ(parse_number<unsigned>("660", 8), 0660U);
+    EXPECT_EQ(parse_number<unsigned>(""), std::nullopt);
+    EXPECT_EQ(parse_number<unsigned>("-1"), std::nullopt);
+    EXPECT_EQ(parse_number<unsigned>("12x"), std::nullopt);
+    EXPECT_EQ(parse_number<unsigned>(" 1"), std::nullopt);
+    EXPECT_EQ(parse_number<unsigned>("99999999999"), std::nullopt);
+    EXPECT_EQ(parse_number<unsigned>("8", 8), std::nullopt);
+}
+
+TEST(Parse, SecondsToTheMillisecond) {
+    EXPECT_EQ(parse_seconds("10"), std::chrono::seconds(10));
+    EXPECT_EQ(parse_seconds("0.25"), std::chrono::milliseconds(250));
+    EXPECT_EQ(parse_seconds("0"), std::chrono::milliseconds(0));
+    EXPECT_EQ(parse_seconds("86400"), std::chrono::hours(24));
+    EXPECT_EQ(parse_seconds("86401"), std::nullopt);
+    EXPECT_EQ(parse_seconds("-1"), std::nullopt);
+    EXPECT_EQ(parse_seconds("inf"), std::nullopt);
+    EXPECT_EQ(parse_seconds("1s"), std::nullopt);
+    EXPECT_EQ(parse_seconds(""), std::nullopt);
 }
 
 }  // namespace

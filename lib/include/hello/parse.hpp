@@ -1,0 +1,24 @@
+#pragma once
+
+#include <charconv>
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace hello {
+
+// Strict conversions for option values: the whole text must be the number, nothing more.
+// (Stream and lexical_cast conversions accept "-1" for an unsigned, or trailing junk.)
+template <typename Number>
+[[nodiscard]] std::optional<Number> parse_number(std::string_view text, int base = 10) {
+    Number value{};
+    const auto* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value, base);
+    if (text.empty() || ec != std::errc{} || ptr != end) return std::nullopt;
+    return value;
+}
+
+// Seconds with an optional fraction ("10", "0.25"), from 0 to one day, to the millisecond.
+[[nodiscard]] std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text);
+
+}  // namespace hello
