@@ -10,12 +10,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
-#include <sstream>
 
 namespace po = boost::program_options;
 namespace asio = boost::asio;

@@ -5,7 +5,6 @@
 
 #include <boost/program_options.hpp>
 
-#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
