@@ -98,7 +98,7 @@ asio::awaitable<error_code> client::impl::connect_once(const protocol::endpoint&
     socket.open(addr.protocol(), ec);
     if (ec) co_return ec;
     arm(give_up - std::chrono::steady_clock::now());
-    auto [connect_ec] = co_await socket.async_connect(addr);
+    auto [connect_ec] = co_await socket.async_connect(addr, nothrow);
     disarm();
     if (connect_ec) co_return outcome(connect_ec);
     // See is_transient(): only a peer address proves the connection exists.
@@ -131,7 +131,7 @@ asio::awaitable<error_code> client::connect() {
         if (!retry) co_return ec;
         if (std::chrono::steady_clock::now() + backoff >= give_up) co_return asio::error::timed_out;
         timer pause(self.ex, backoff);
-        co_await pause.async_wait();
+        co_await pause.async_wait(nothrow);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
     }
 }
@@ -142,7 +142,7 @@ asio::awaitable<error_code> client::impl::read_raw_reply(std::string& reply) {
     reply = std::exchange(inbox, {});
     char buf[1024];
     while (reply.size() < raw_reply.size() && raw_reply.starts_with(reply)) {
-        auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf));
+        auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), nothrow);
         if (ec == asio::error::eof) co_return make_error_code(client_errc::closed_early);
         if (ec) co_return outcome(ec);
         reply.append(buf, n);
@@ -151,7 +151,7 @@ asio::awaitable<error_code> client::impl::read_raw_reply(std::string& reply) {
 }
 
 asio::awaitable<error_code> client::impl::read_line_reply(std::string& reply) {
-    auto [ec, n] = co_await asio::async_read_until(socket, asio::dynamic_buffer(inbox, max_reply_line), '\n');
+    auto [ec, n] = co_await asio::async_read_until(socket, asio::dynamic_buffer(inbox, max_reply_line), '\n', nothrow);
     if (ec == asio::error::eof) {
         reply = std::exchange(inbox, {});
         co_return make_error_code(client_errc::closed_early);
@@ -168,7 +168,7 @@ asio::awaitable<error_code> client::request(std::string_view message, std::strin
     std::string wire(message);
     if (self.options.framing == framing::line) wire += '\n';  // one write per request: no Nagle stall
     self.arm(self.options.timeout);
-    auto [ec, n] = co_await asio::async_write(self.socket, asio::buffer(wire));
+    auto [ec, n] = co_await asio::async_write(self.socket, asio::buffer(wire), nothrow);
     if (ec) {
         self.disarm();
         co_return self.outcome(ec);

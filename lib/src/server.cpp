@@ -52,19 +52,19 @@ bool is_resource_exhaustion(const error_code& ec) {
 
 asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, listener& l) {
     for (;;) {
-        auto [ec, socket] = co_await l.socket.async_accept(self->new_executor());
+        auto [ec, socket] = co_await l.socket.async_accept(self->new_executor(), nothrow);
         if (self->stopping || ec == asio::error::operation_aborted) co_return;
         if (ec) {
             spdlog::error("accept on {} failed: {}", l.where.to_string(), ec.message());
             if (is_resource_exhaustion(ec)) {
                 timer pause(self->control, std::chrono::milliseconds(100));
-                co_await pause.async_wait();
+                co_await pause.async_wait(nothrow);
             }
             continue;
         }
         if (l.is_tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);
         const auto id = self->state->accepted.fetch_add(1, std::memory_order_relaxed) + 1;
-        session::start(stream_socket(std::move(socket)), self->state, id);
+        session::start(std::move(socket), self->state, id);
     }
 }
 

@@ -49,8 +49,9 @@ std::array<char, 64 * 1024>& scratch() {
 }
 
 // Raw framing never looks at what it reads, so on one thread every pending read of every
-// session may share one buffer that nobody reads back. That lets raw sessions use async_read_some, whose
-// speculative read costs no epoll_ctl per request as async_wait does, without a buffer each.
+// session may share one buffer that nobody reads back. That lets raw sessions use
+// async_read_some, whose speculative read costs no epoll_ctl per request as async_wait does,
+// without a buffer each.
 std::array<char, 64 * 1024>& discard_buffer() {
     static std::array<char, 64 * 1024> buffer;
     return buffer;
@@ -104,10 +105,12 @@ void session::start(stream_socket socket, std::shared_ptr<server_state> state, s
 asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     if (spdlog::should_log(spdlog::level::debug))
         spdlog::debug("connection {} opened: {}", self->id_, self->describe_peer());
-    if (self->state_->config.framing == framing::raw)
-        co_await self->serve_raw();
-    else
+    if (self->state_->config.framing == framing::line)
         co_await self->serve_line();
+    else if (self->state_->config.threads > 1)
+        co_await self->serve_raw_threaded();
+    else
+        co_await self->serve_raw_one_thread();
     error_code ec;
     self->socket_.shutdown(asio::socket_base::shutdown_both, ec);
     self->socket_.close(ec);
@@ -144,7 +147,7 @@ asio::awaitable<bool> session::wait_readable() {
     for (;;) {
         if (!request_may_follow()) co_return false;
         awaiting_request_ = true;
-        auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read);
+        auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, nothrow);
         awaiting_request_ = false;
         if (!ec) co_return true;
         if (ec != asio::error::operation_aborted || !draining_) co_return false;
@@ -161,54 +164,60 @@ std::optional<std::string_view> session::read_available() {
     return std::string_view(buf.data(), *outcome);
 }
 
-asio::awaitable<std::size_t> session::read_raw_chunk() {
-    if (state_->config.threads > 1) {
-        // Several threads may perform reads at once: a shared buffer would be written concurrently.
-        for (;;) {
-            if (!co_await wait_readable()) co_return 0;
-            if (const auto chunk = read_available()) co_return chunk->size();
-        }
-    }
-    for (;;) {
-        if (!request_may_follow()) co_return 0;
-        awaiting_request_ = true;
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(discard_buffer()));
-        awaiting_request_ = false;
-        if (const auto outcome = read_outcome(ec, n)) co_return *outcome;
-    }
+void session::count_answered(std::size_t requests) {
+    // Counted before the reply is written: once the peer can read a reply, it is counted.
+    requests_ += requests;
+    state_->answered.fetch_add(requests, std::memory_order_relaxed);
 }
 
-asio::awaitable<bool> session::send(asio::const_buffer reply) {
-    auto [ec, n] = co_await asio::async_write(socket_, reply);
+bool session::written(const error_code& ec) {
     if (ec && !is_quiet_disconnect(ec)) spdlog::warn("connection {}: write failed: {}", id_, ec.message());
-    co_return !ec;
+    return !ec;
 }
 
-asio::awaitable<void> session::serve_raw() {
-    if (state_->config.threads > 1 && !make_reads_nonblocking()) co_return;
+// The hot loop of the default configuration, kept in one coroutine: a nested coroutine per
+// read or write costs a frame and a resumption per request.
+asio::awaitable<void> session::serve_raw_one_thread() {
     for (;;) {
-        const auto n = co_await read_raw_chunk();
-        if (n == 0) co_return;
-        // Counted before the write, as the line framing does: a reply the peer can read is counted.
-        ++requests_;
-        state_->answered.fetch_add(1, std::memory_order_relaxed);
-        if (!co_await send(asio::buffer(raw_reply))) co_return;
+        if (!request_may_follow()) co_return;
+        awaiting_request_ = true;
+        auto [read_ec, n] = co_await socket_.async_read_some(asio::buffer(discard_buffer()), nothrow);
+        awaiting_request_ = false;
+        const auto outcome = read_outcome(read_ec, n);
+        if (!outcome) continue;
+        if (*outcome == 0) co_return;
+        count_answered(1);
+        auto [write_ec, written_bytes] = co_await asio::async_write(socket_, asio::buffer(raw_reply), nothrow);
+        if (!written(write_ec)) co_return;
+    }
+}
+
+// Several threads may perform reads at once, so they cannot share the discard buffer.
+asio::awaitable<void> session::serve_raw_threaded() {
+    if (!make_reads_nonblocking()) co_return;
+    for (;;) {
+        if (!co_await wait_readable()) co_return;
+        const auto chunk = read_available();
+        if (!chunk) continue;
+        if (chunk->empty()) co_return;
+        count_answered(1);
+        auto [write_ec, written_bytes] = co_await asio::async_write(socket_, asio::buffer(raw_reply), nothrow);
+        if (!written(write_ec)) co_return;
     }
 }
 
 asio::awaitable<bool> session::send_replies(std::size_t count, bool then_refuse) {
-    requests_ += count;
-    state_->answered.fetch_add(count, std::memory_order_relaxed);
+    count_answered(count);
     const auto batch = reply_batch();
     while (count > batch_capacity) {
-        if (!co_await send(asio::buffer(batch))) co_return false;
+        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(batch), nothrow);
+        if (!written(ec)) co_return false;
         count -= batch_capacity;
     }
     const std::array<asio::const_buffer, 2> last{asio::buffer(batch.data(), count * line_reply.size()),
                                                  asio::buffer(then_refuse ? too_long_reply : std::string_view{})};
-    auto [ec, n] = co_await asio::async_write(socket_, last);
-    if (ec && !is_quiet_disconnect(ec)) spdlog::warn("connection {}: write failed: {}", id_, ec.message());
-    co_return !ec;
+    auto [ec, n] = co_await asio::async_write(socket_, last, nothrow);
+    co_return written(ec);
 }
 
 asio::awaitable<void> session::serve_line() {

@@ -69,7 +69,8 @@ public:
 
 private:
     static asio::awaitable<void> run(std::shared_ptr<session> self);
-    asio::awaitable<void> serve_raw();
+    asio::awaitable<void> serve_raw_one_thread();
+    asio::awaitable<void> serve_raw_threaded();
     asio::awaitable<void> serve_line();
     // Waits until request bytes can be read; false when the connection is over (peer gone,
     // error, or stopping with nothing more sent).
@@ -77,12 +78,11 @@ private:
     // What has arrived, in this thread's scratch buffer until the next suspension; empty when
     // the connection is over, nullopt when nothing is there after all.
     std::optional<std::string_view> read_available();
-    // Raw framing: the size of the next chunk, 0 when the connection is over.
-    asio::awaitable<std::size_t> read_raw_chunk();
     bool make_reads_nonblocking();
     [[nodiscard]] bool request_may_follow();
     [[nodiscard]] std::optional<std::size_t> read_outcome(const error_code& ec, std::size_t n);
-    asio::awaitable<bool> send(asio::const_buffer reply);
+    void count_answered(std::size_t requests);
+    bool written(const error_code& ec);
     asio::awaitable<bool> send_replies(std::size_t count, bool then_refuse);
     [[nodiscard]] std::string describe_peer();
 
