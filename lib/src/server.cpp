@@ -5,8 +5,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
-
 namespace hello {
 
 using namespace detail;
@@ -35,7 +33,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::vector<listener> listeners;
     std::vector<endpoint> endpoints;
     timer drain_timer;
-    bool stopping = false;  // on `control`; sessions see state->stopping
     std::vector<std::function<void()>> on_stopped;
 };
 
@@ -53,7 +50,7 @@ bool is_resource_exhaustion(const error_code& ec) {
 asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, listener& l) {
     for (;;) {
         auto [ec, socket] = co_await l.socket.async_accept(self->new_executor(), nothrow);
-        if (self->stopping || ec == asio::error::operation_aborted) co_return;
+        if (self->state->stopping || ec == asio::error::operation_aborted) co_return;
         if (ec) {
             spdlog::error("accept on {} failed: {}", l.where.to_string(), ec.message());
             if (is_resource_exhaustion(ec)) {
@@ -69,9 +66,7 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, list
 }
 
 void server::impl::begin_stop() {
-    if (stopping) return;
-    stopping = true;
-    state->stopping = true;
+    if (state->stopping.exchange(true)) return;
     for (auto& l : listeners) {
         error_code ec;
         l.socket.close(ec);
@@ -95,7 +90,7 @@ void server::impl::close_all() {
 }
 
 void server::impl::check_stopped() {
-    if (!stopping || state->open.load() > 0) return;
+    if (!state->stopping || state->open.load() > 0) return;
     drain_timer.cancel();
     for (auto& fn : std::exchange(on_stopped, {}))
         if (fn) fn();
