@@ -275,6 +275,19 @@ class Process:
     def signal(self, signo):
         self.proc.send_signal(signo)
 
+    def state(self):
+        """What the kernel says of the child (run state, where it sleeps, pending, blocked
+        and caught signals): for failure messages when it does not react."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                wanted = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+                fields = [l.strip() for l in f if l.split(":")[0] in wanted]
+            with open(f"/proc/{self.proc.pid}/wchan") as f:
+                fields.append("wchan: " + f.read().strip())
+        except OSError as e:
+            return f"pid {self.proc.pid}: no state ({e}); exit status {self.proc.poll()}"
+        return f"pid {self.proc.pid}: " + "; ".join(fields)
+
     def wait_exit(self, timeout=STOP_TIMEOUT):
         """Waits for the process to exit by itself; kills it and fails on timeout."""
         try:
