@@ -62,7 +62,9 @@ bool listed_as_listening(const std::string& path) {
 // what /proc cannot show: a listener in another network namespace sharing the directory.
 bool someone_listens(const std::string& path) {
     if (listed_as_listening(path)) return true;
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking: a blocking connect to a full backlog waits until the listener accepts,
+    // which a stuck listener never does, and start-up would hang.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return false;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;

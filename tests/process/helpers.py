@@ -377,6 +377,48 @@ class TutorialServer(Process):
         self.endpoint = line[len("listening on "):]
 
 
+class StuckListener(Process):
+    """A listener on a UNIX path that never accepts, as a hung server would, in a network
+    namespace of its own: our /proc/net/unix does not list it, so only a connect probe can
+    tell that it is alive. Needs `unshare --net` (root)."""
+
+    ready_stream = "stdout"
+    SCRIPT = ("import signal, socket, sys\n"
+              "s = socket.socket(socket.AF_UNIX)\n"
+              "s.bind(sys.argv[1])\n"
+              "s.listen(0)\n"
+              "print('listening', flush=True)\n"
+              "signal.pause()\n")
+
+    def __init__(self, path):
+        super().__init__(["unshare", "--net", PYTHON, "-c", self.SCRIPT, path])
+
+    @staticmethod
+    def available():
+        return run(["unshare", "--net", "true"]).returncode == 0
+
+    def is_ready_line(self, line):
+        return line == "listening"
+
+
+def fill_backlog(path, limit=64):
+    """Connects to `path` without blocking until its listener's backlog is full; returns the
+    connections, which the caller closes."""
+    queued = []
+    for _ in range(limit):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(path)
+        except BlockingIOError:
+            s.close()
+            return queued
+        queued.append(s)
+    for s in queued:
+        s.close()
+    raise AssertionError(f"{path}: {limit} connections queued and the backlog is still not full")
+
+
 def run(argv, timeout=RUN_TIMEOUT, env=None, input=None):
     """Runs a short-lived process to completion; kills it and fails the test on timeout."""
     argv = [str(a) for a in argv]

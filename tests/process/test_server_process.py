@@ -16,8 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_PROTOCOL, EX_TEMPFAIL, EX_UNAVAILABLE,  # noqa: E402
                      EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY, SERVER, STOP_TIMEOUT,
-                     TUTORIAL_CLIENT, ScriptedServer, Server, TutorialServer, abstract_name, clean_env, connect,
-                     describe, make_tempdir, recv_exactly, recv_until_eof, request, run, socket_path)
+                     TUTORIAL_CLIENT, ScriptedServer, Server, StuckListener, TutorialServer, abstract_name,
+                     clean_env, connect, describe, fill_backlog, make_tempdir, recv_exactly, recv_until_eof,
+                     request, run, socket_path)
 
 SUMMARY = re.compile(r"stopped: served (\d+) connections and (\d+) requests")
 
@@ -209,6 +210,21 @@ class SocketPathOwnership(unittest.TestCase):
             self.assertTrue(tutorial.alive(),
                             "the tutorial server died after hello-server's probe:\n" + tutorial.stderr.text())
             self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
+
+    def test_stuck_foreign_server_out_of_sight_is_left_alone(self):
+        # Only the connect probe can see this listener, and its backlog is full: the probe
+        # must not wait for an accept that never comes.
+        if not StuckListener.available():
+            self.skipTest("needs unshare --net")
+        path = socket_path(self)
+        with StuckListener(path):
+            for s in fill_backlog(path):
+                self.addCleanup(s.close)
+            result = run([SERVER, "--listen", "unix:" + path])
+            self.assertEqual(result.returncode, EX_UNAVAILABLE, describe(result))
+            self.assertIn("in use by a live server", result.stderr, describe(result))
+            self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
+            self.assertFalse(os.path.lexists(path + ".lock"), "hello-server left its lock file behind")
 
     def test_regular_file_is_not_touched(self):
         path = socket_path(self)
