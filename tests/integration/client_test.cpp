@@ -147,10 +147,11 @@ TEST(ClientWait, WaitsForAServerThatIsNotUpYet) {
         client_options options{endpoint::parse("unix:" + path), framing::raw, 5s};
         options.wait_for_server = true;
         client c(ctx.get_executor(), options);
-        // The server appears only once the client has found nothing at least once.
+        // The server appears only once the client has found nothing at least once: the
+        // client's first connect() is made while it starts its first wait, before any handler
+        // queued earlier runs, and this one is queued earlier.
         auto server_starts_late = [&]() -> awaitable<void> {
-            asio::steady_timer later(ctx, 30ms);
-            co_await later.async_wait(use_awaitable);
+            co_await asio::post(ctx, use_awaitable);
             const local::stream_protocol::endpoint ep(path);
             acceptor.open(ep.protocol());
             acceptor.bind(ep);
@@ -232,10 +233,10 @@ TEST_F(FullBacklog, ClientKeepsTryingUntilTheListenerCatchesUp) {
         // Queued connections stay queued when their clients close; they read as EOF once accepted.
         const auto queued = held_.size();
         for (int fd : std::exchange(held_, {})) ::close(fd);
-        // The listener wakes up only after the client's first attempt has met the full backlog.
+        // The listener wakes up only after the client's first attempt has met the full backlog
+        // (that connect() is made before the client first waits; see WaitsForAServerThatIsNotUpYet).
         auto listener = [&, queued]() -> awaitable<void> {
-            asio::steady_timer later(ctx_, 50ms);
-            co_await later.async_wait(use_awaitable);
+            co_await asio::post(ctx_, use_awaitable);
             for (std::size_t i = 0; i <= queued; ++i) {
                 auto s = co_await acceptor_.async_accept(use_awaitable);
                 char buf[64];
