@@ -92,6 +92,9 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     inv.options.wait_for_server = vm.count("wait") > 0;
     if (inv.options.framing == hello::framing::line && inv.message.find('\n') != std::string::npos)
         usage_error("--message cannot contain a newline in line framing");
+    // Sending nothing is no request at all: the server would never answer.
+    if (inv.options.framing == hello::framing::raw && inv.message.empty())
+        usage_error("--message cannot be empty in raw framing");
     return inv;
 }
 

@@ -156,6 +156,12 @@ asio::awaitable<error_code> client::impl::read_line_reply(std::string& reply) {
         reply = std::exchange(inbox, {});
         co_return make_error_code(client_errc::closed_early);
     }
+    if (ec == asio::error::not_found) {
+        // max_reply_line bytes and no newline: no reply of ours looks like that.
+        reply.assign(inbox, 0, line_reply.size() * 2);
+        inbox.clear();
+        co_return make_error_code(client_errc::unexpected_reply);
+    }
     if (ec) co_return outcome(ec);
     reply.assign(inbox, 0, n - 1);
     inbox.erase(0, n);
@@ -165,6 +171,8 @@ asio::awaitable<error_code> client::impl::read_line_reply(std::string& reply) {
 
 asio::awaitable<error_code> client::request(std::string_view message, std::string& reply) {
     auto& self = *impl_;
+    // An empty raw request puts nothing on the wire, so no reply could ever come.
+    if (self.options.framing == framing::raw && message.empty()) co_return asio::error::invalid_argument;
     std::string wire(message);
     if (self.options.framing == framing::line) wire += '\n';  // one write per request: no Nagle stall
     self.arm(self.options.timeout);

@@ -90,21 +90,35 @@ po::options_description command_description() {
         ("version", "print the version and exit")
         ("config", po::value<std::string>()->value_name("FILE"),
          "read settings from FILE (INI: NAME = VALUE); also HELLO_CONFIG")
-        ("check-config", "validate the configuration, print nothing, exit 0 or 78")
+        ("check-config", "validate the settings and endpoints without binding, print nothing, exit 0 (64 or 78 on errors)")
         ("print-config", "print the effective configuration with where each value came from, then exit");
     // clang-format on
     return d;
 }
 
-// HELLO_LOG_LEVEL -> log-level, for the options that exist; anything else is ignored, as
-// other programs' variables may share the prefix.
+// HELLO_LOG_LEVEL -> log-level, for the options that exist; anything else (lower case
+// included, as environment names are case-sensitive) is ignored, as other programs'
+// variables may share the prefix.
 std::string environment_name_to_option(std::string_view var, const po::options_description& known) {
     constexpr std::string_view prefix = "HELLO_";
     if (!var.starts_with(prefix)) return {};
     std::string name;
-    for (char c : var.substr(prefix.size()))
-        name += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char c : var.substr(prefix.size())) {
+        if (c == '_')
+            name += '-';
+        else if (c >= 'A' && c <= 'Z')
+            name += static_cast<char>(c - 'A' + 'a');
+        else
+            return {};
+    }
     return known.find_nothrow(name, false) ? name : std::string{};
+}
+
+std::string trim(std::string_view text) {
+    constexpr std::string_view blanks = " \t";
+    const auto first = text.find_first_not_of(blanks);
+    if (first == std::string_view::npos) return {};
+    return std::string(text.substr(first, text.find_last_not_of(blanks) - first + 1));
 }
 
 po::parsed_options parse_environment(const char* const* envp, const po::options_description& known) {
@@ -117,11 +131,11 @@ po::parsed_options parse_environment(const char* const* envp, const po::options_
         if (name.empty()) continue;
         std::string value(entry.substr(eq + 1));
         if (name == "listen") {
-            // One variable carries the whole list.
+            // One variable carries the whole list, written with or without blanks after the commas.
             std::vector<std::string> items;
             std::stringstream list(value);
             for (std::string item; std::getline(list, item, ',');)
-                if (!item.empty()) items.push_back(item);
+                if (auto endpoint = trim(item); !endpoint.empty()) items.push_back(std::move(endpoint));
             po::basic_option<char> opt(name, items);
             parsed.options.push_back(opt);
         } else {
@@ -178,6 +192,22 @@ void check_parent_directory(const endpoint& ep) {
                             "cannot use '" + ep.to_string() + "': directory '" + parent.string() + "' does not exist");
 }
 
+// The same socket twice would make the server collide with itself at bind time and blame
+// "another" server; a port 0 asks for a fresh port each time and may repeat.
+void check_no_repeats(const std::vector<endpoint>& listen) {
+    auto key = [](const endpoint& ep) {
+        if (!ep.is_unix() || ep.unix().abstract) return ep.to_string();
+        std::error_code ec;
+        return "unix:" + std::filesystem::absolute(ep.unix().name, ec).lexically_normal().string();
+    };
+    for (std::size_t i = 0; i < listen.size(); ++i) {
+        if (!listen[i].is_unix() && listen[i].tcp().port == 0) continue;
+        for (std::size_t j = 0; j < i; ++j)
+            if (key(listen[i]) == key(listen[j]))
+                throw startup_error(exit_code::config, "endpoint '" + listen[i].to_string() + "' is listed twice");
+    }
+}
+
 server_config build_config(const merged& m, std::map<std::string, config_source>& sources) {
     server_config cfg;
     auto text = [&](const char* name) -> std::optional<std::pair<config_source, std::string>> {
@@ -194,6 +224,10 @@ server_config build_config(const merged& m, std::map<std::string, config_source>
             cfg.listen.push_back(endpoint::parse(item));
             check_parent_directory(cfg.listen.back());
         }
+        if (cfg.listen.empty())
+            throw startup_error(exit_code::config, "no endpoint to listen on (listen from " +
+                                                       std::string(to_string(v->first)) + " is empty)");
+        check_no_repeats(cfg.listen);
     } else {
         check_parent_directory(cfg.listen.front());
     }
@@ -232,6 +266,10 @@ server_config build_config(const merged& m, std::map<std::string, config_source>
 }
 
 po::variables_map read_config_file(const std::string& path, const po::options_description& settings) {
+    // A directory opens as a stream that reads as empty: it would pass for a file of defaults.
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw startup_error(exit_code::config, "cannot read config file '" + path + "': it is a directory");
     std::ifstream in(path);
     if (!in) throw startup_error(exit_code::config, "cannot read config file '" + path + "'");
     po::variables_map vm;
@@ -304,13 +342,20 @@ std::string describe(const server_invocation& inv) {
     for (const auto& ep : c.listen) out << "listen = " << ep.to_string() << "  # " << origin("listen") << "\n";
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", c.socket_mode);
+    // Exact to the millisecond, so that the printout reads back as the same setting.
+    char drain[32];
+    const auto ms = c.drain_timeout.count();
+    std::snprintf(drain, sizeof drain, "%lld.%03lld", static_cast<long long>(ms / 1000),
+                  static_cast<long long>(ms % 1000));
+    std::string drain_text(drain);
+    while (drain_text.ends_with('0')) drain_text.pop_back();
+    if (drain_text.ends_with('.')) drain_text.pop_back();
     out << "framing = " << to_string(c.framing) << "  # " << origin("framing") << "\n"
         << "threads = " << c.threads << "  # " << origin("threads") << "\n"
         << "log-level = " << to_string(c.log_level) << "  # " << origin("log-level") << "\n"
         << "socket-mode = " << mode << "  # " << origin("socket-mode") << "\n"
         << "max-request-bytes = " << c.max_request_bytes << "  # " << origin("max-request-bytes") << "\n"
-        << "drain-timeout = " << static_cast<double>(c.drain_timeout.count()) / 1000.0 << "  # "
-        << origin("drain-timeout") << "\n";
+        << "drain-timeout = " << drain_text << "  # " << origin("drain-timeout") << "\n";
     return out.str();
 }
 

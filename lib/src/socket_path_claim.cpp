@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -48,12 +49,15 @@ bool listed_as_listening(const std::string& path) {
     std::string line;
     std::getline(table, line);  // header
     while (std::getline(table, line)) {
-        // Num RefCount Protocol Flags Type St Inode Path
+        // Num RefCount Protocol Flags Type St Inode Path; the path is the rest of the line and
+        // may hold blanks of its own.
         std::istringstream fields(line);
         std::string num, refs, protocol, flags, type, state, inode, bound;
-        if (!(fields >> num >> refs >> protocol >> flags >> type >> state >> inode >> bound)) continue;
+        if (!(fields >> num >> refs >> protocol >> flags >> type >> state >> inode >> std::ws)) continue;
+        std::getline(fields, bound);
         constexpr unsigned long accepting = 0x10000;  // __SO_ACCEPTCON
-        if ((std::stoul(flags, nullptr, 16) & accepting) && (bound == path || bound == absolute)) return true;
+        const auto flag_bits = std::strtoul(flags.c_str(), nullptr, 16);
+        if ((flag_bits & accepting) && (bound == path || bound == absolute)) return true;
     }
     return false;
 }

@@ -100,6 +100,31 @@ TEST_F(ClientTest, LineErrorReplyIsReportedAsReceived) {
     }());
 }
 
+TEST_F(ClientTest, EndlessLineReplyIsUnexpectedAndShownInPart) {
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        auto c = make_client(framing::line);
+        EXPECT_FALSE(co_await c.connect());
+        local::stream_protocol::socket peer(ctx_);
+        auto script = [&]() -> awaitable<void> { peer = co_await answer_once(std::string(100'000, 'q')); };
+        asio::co_spawn(ctx_, script(), asio::detached);
+        std::string reply;
+        EXPECT_EQ(co_await c.request("x", reply), client_errc::unexpected_reply);
+        EXPECT_FALSE(reply.empty());
+        EXPECT_LT(reply.size(), 100U);
+        EXPECT_EQ(reply.find_first_not_of('q'), std::string::npos) << reply;
+    }());
+}
+
+TEST_F(ClientTest, EmptyRawRequestIsRefusedAtOnce) {
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        auto c = make_client(framing::raw, 5s);
+        EXPECT_FALSE(co_await c.connect());
+        std::string reply;
+        // Nothing on the wire is no request: waiting would only end in a timeout.
+        EXPECT_EQ(co_await c.request("", reply), asio::error::invalid_argument);
+    }());
+}
+
 TEST_F(ClientTest, PeerClosingBeforeTheReplyIsClosedEarly) {
     test::run_coro(ctx_, [&]() -> awaitable<void> {
         auto c = make_client();

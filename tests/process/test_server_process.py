@@ -211,6 +211,18 @@ class SocketPathOwnership(unittest.TestCase):
                             "the tutorial server died after hello-server's probe:\n" + tutorial.stderr.text())
             self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
 
+    def test_live_foreign_server_on_a_path_with_blanks_is_left_alone(self):
+        # /proc/net/unix ends each line with the path, blanks and all; read short, it would
+        # send hello-server to the connect probe, which the tutorial's server does not survive.
+        path = socket_path(self, "tutorial server.sock")
+        with TutorialServer("unix", path) as tutorial:
+            result = run([SERVER, "--listen", "unix:" + path])
+            self.assertEqual(result.returncode, EX_UNAVAILABLE, describe(result))
+            answer = run([PYTHON, TUTORIAL_CLIENT, "unix", path])
+            self.assertTrue(tutorial.alive(),
+                            "the tutorial server died after hello-server's probe:\n" + tutorial.stderr.text())
+            self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
+
     def test_stuck_foreign_server_out_of_sight_is_left_alone(self):
         # Only the connect probe can see this listener, and its backlog is full: the probe
         # must not wait for an accept that never comes.
@@ -442,6 +454,13 @@ class ClientExitCodes(unittest.TestCase):
         result = run([CLIENT, "--bogus"])
         self.assertEqual(result.returncode, EX_USAGE, describe(result))
         self.assertEqual(result.stdout, "", describe(result))
+        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+
+    def test_empty_raw_message_is_a_usage_error(self):
+        # Nothing on the wire is no request; without this check the client waits out its timeout.
+        result = run([CLIENT, "--connect", "unix:" + socket_path(self), "--message", ""])
+        self.assertEqual(result.returncode, EX_USAGE, describe(result))
+        self.assertIn("--message", result.stderr, describe(result))
         self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
 
     def test_unexpected_reply(self):

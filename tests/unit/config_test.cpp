@@ -94,6 +94,42 @@ TEST(Config, EnvironmentUsesUpperSnakeNamesAndCommaLists) {
     EXPECT_EQ(inv.sources.at("log-level"), config_source::environment);
 }
 
+TEST(Config, EnvironmentListMayHaveBlanksAfterCommas) {
+    const auto inv = invocation_args({}, {"HELLO_LISTEN=unix:@x, unix:@y ,\ttcp:127.0.0.1:0"}).parse();
+    ASSERT_EQ(inv.config.listen.size(), 3U);
+    EXPECT_EQ(inv.config.listen[1].to_string(), "unix:@y");
+    EXPECT_EQ(inv.config.listen[2].to_string(), "tcp:127.0.0.1:0");
+}
+
+TEST(Config, EnvironmentNamesAreUpperCaseOnly) {
+    const auto inv = invocation_args({}, {"HELLO_log_level=debug", "hello_threads=3"}).parse();
+    EXPECT_EQ(inv.config.log_level, log_level::info);
+    EXPECT_EQ(inv.config.threads, 1U);
+    EXPECT_TRUE(inv.sources.empty());
+}
+
+TEST(Config, AnEmptyListOfEndpointsIsRefused) {
+    for (const auto* env : {"HELLO_LISTEN=", "HELLO_LISTEN=,", "HELLO_LISTEN= , "}) {
+        std::string message;
+        EXPECT_EQ(failure_of(invocation_args({}, {env}), &message), exit_code::config) << env;
+        EXPECT_NE(message.find("no endpoint"), std::string::npos) << message;
+        EXPECT_NE(message.find("environment"), std::string::npos) << message;
+    }
+}
+
+TEST(Config, AnEndpointListedTwiceIsRefused) {
+    std::string message;
+    EXPECT_EQ(failure_of(invocation_args({"-l", "unix:@dup", "-l", "unix:@dup"}), &message), exit_code::config);
+    EXPECT_NE(message.find("'unix:@dup' is listed twice"), std::string::npos) << message;
+    // The same file reached by two spellings is the same socket.
+    EXPECT_EQ(failure_of(invocation_args({"-l", "unix:/tmp/dup.sock", "-l", "/tmp/./dup.sock"}), &message),
+              exit_code::config);
+    EXPECT_NE(message.find("listed twice"), std::string::npos) << message;
+    EXPECT_EQ(failure_of(invocation_args({"-l", "tcp:127.0.0.1:7777", "-l", "tcp:127.0.0.1:7777"})), exit_code::config);
+    // Port 0 asks for a fresh port each time it is listed.
+    EXPECT_EQ(invocation_args({"-l", "tcp:127.0.0.1:0", "-l", "tcp:127.0.0.1:0"}).parse().config.listen.size(), 2U);
+}
+
 TEST_F(ConfigFile, PrecedenceIsCommandLineThenEnvironmentThenFile) {
     const auto file = write("# comment\nthreads = 2\nframing = line\nlog-level = error\nlisten = unix:@from-file\n");
     const auto inv =
@@ -137,11 +173,23 @@ TEST_F(ConfigFile, PrintedConfigurationIsAValidConfigFile) {
     EXPECT_EQ(again.config.drain_timeout, std::chrono::milliseconds(1500));
 }
 
+TEST_F(ConfigFile, PrintedDrainTimeoutIsExactToTheMillisecond) {
+    for (const auto* seconds : {"0", "0.001", "0.25", "10", "1234.567", "86400"}) {
+        const auto inv = invocation_args({"--drain-timeout", seconds}).parse();
+        const auto text = describe(inv);
+        EXPECT_NE(text.find("drain-timeout = " + std::string(seconds) + "  #"), std::string::npos) << text;
+        EXPECT_EQ(invocation_args({"--config", write(text)}).parse().config.drain_timeout, inv.config.drain_timeout);
+    }
+}
+
 TEST_F(ConfigFile, FileErrorsAreConfigErrors) {
     EXPECT_EQ(failure_of(invocation_args({"--config", dir_.path("missing.conf")})), exit_code::config);
     EXPECT_EQ(failure_of(invocation_args({"--config", write("threads = abc\n")})), exit_code::config);
     EXPECT_EQ(failure_of(invocation_args({"--config", write("no-such-setting = 1\n")})), exit_code::config);
     EXPECT_EQ(failure_of(invocation_args({"--config", write("listen = tcp:nope\n")})), exit_code::config);
+    std::string message;
+    EXPECT_EQ(failure_of(invocation_args({"--config", dir_.path("")}), &message), exit_code::config);
+    EXPECT_NE(message.find("is a directory"), std::string::npos) << message;
 }
 
 TEST(Config, CommandLineMistakesAreUsageErrors) {

@@ -47,7 +47,8 @@ public:
     boost::asio::awaitable<boost::system::error_code> connect();
 
     // Sends `message` (a newline is added in line framing) and waits for the reply, which
-    // lands in `reply` as received, without the line framing's newline.
+    // lands in `reply` as received, without the line framing's newline. An empty message in
+    // raw framing is invalid_argument: it would send nothing.
     boost::asio::awaitable<boost::system::error_code> request(std::string_view message, std::string& reply);
 
     void close();
