@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -55,7 +56,9 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     }
     if (vm.count("help")) {
         std::cout << "Usage: hello-client [OPTIONS]\nSends requests to hello-server and prints the replies.\n\n"
-                  << d << "\nExit codes: 0 ok, 64 usage, 69 cannot connect, 75 timeout, 76 unexpected reply\n";
+                  << d
+                  << "\nExit codes: 0 ok, 64 usage, 69 cannot connect, 75 timeout, 76 unexpected reply,\n"
+                     "71 out of system resources\n";
         return std::nullopt;
     }
     if (vm.count("version")) {
@@ -135,8 +138,12 @@ asio::awaitable<int> converse(const invocation& inv) {
     hello::client client(ex, inv.options);
     if (auto ec = co_await client.connect()) {
         std::fprintf(stderr, "hello-client: cannot connect to %s: %s\n", where.c_str(), ec.message().c_str());
-        co_return hello::to_int(ec == asio::error::timed_out ? hello::exit_code::temp_failure
-                                                             : hello::exit_code::unavailable);
+        auto code = hello::exit_code::unavailable;
+        if (ec == asio::error::timed_out)
+            code = hello::exit_code::temp_failure;
+        else if (hello::is_resource_exhaustion(ec))
+            code = hello::exit_code::os_error;
+        co_return hello::to_int(code);
     }
     std::string reply;
     for (std::uint64_t seq = 1; seq <= inv.count; ++seq) {
@@ -176,6 +183,9 @@ int main(int argc, char* argv[]) {
     } catch (const hello::startup_error& e) {
         std::fprintf(stderr, "hello-client: %s\n", e.what());
         return hello::to_int(e.code());
+    } catch (const boost::system::system_error& e) {
+        std::fprintf(stderr, "hello-client: cannot run: %s\n", e.code().message().c_str());
+        return hello::to_int(hello::exit_code::os_error);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "hello-client: internal error: %s\n", e.what());
         return hello::to_int(hello::exit_code::software);

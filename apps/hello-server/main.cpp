@@ -9,11 +9,13 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -88,6 +90,13 @@ int main(int argc, char* argv[]) {
     } catch (const hello::startup_error& e) {
         std::fprintf(stderr, "hello-server: %s\n", e.what());
         return hello::to_int(e.code());
+    } catch (const boost::system::system_error& e) {
+        // Out of descriptors or memory for the event loop itself: the machine's state, not a bug.
+        std::fprintf(stderr, "hello-server: cannot run: %s\n", e.code().message().c_str());
+        return hello::to_int(hello::exit_code::os_error);
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "hello-server: cannot run: %s\n", e.code().message().c_str());
+        return hello::to_int(hello::exit_code::os_error);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "hello-server: internal error: %s\n", e.what());
         return hello::to_int(hello::exit_code::software);

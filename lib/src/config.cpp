@@ -306,7 +306,8 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
             "Answers every request on its endpoints with 'hello client'.\n\n"
          << commands << "\n"
          << settings
-         << "\nExit codes: 0 clean stop, 64 usage, 69 endpoint unavailable, 70 internal error, 78 bad configuration\n";
+         << "\nExit codes: 0 clean stop, 64 usage, 69 endpoint unavailable, 70 internal error,\n"
+            "71 out of system resources (descriptors, memory), 78 bad configuration\n";
     inv.help_text = help.str();
     if (cli.count("help")) {
         inv.what = server_invocation::action::help;

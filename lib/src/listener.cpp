@@ -11,10 +11,13 @@ namespace hello::detail {
 namespace {
 
 [[noreturn]] void cannot_listen(const endpoint& ep, const error_code& ec) {
-    // A missing directory is the configuration's fault; the rest is about the machine's state.
-    const auto code = ec == boost::system::errc::no_such_file_or_directory || ec == boost::system::errc::not_a_directory
-                          ? exit_code::config
-                          : exit_code::unavailable;
+    // A missing directory is the configuration's fault; the rest is about the endpoint, or
+    // about what the system has left to give.
+    auto code = exit_code::unavailable;
+    if (ec == boost::system::errc::no_such_file_or_directory || ec == boost::system::errc::not_a_directory)
+        code = exit_code::config;
+    else if (is_resource_exhaustion(ec))
+        code = exit_code::os_error;
     throw startup_error(code, "cannot listen on " + ep.to_string() + ": " + ec.message());
 }
 

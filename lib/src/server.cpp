@@ -1,3 +1,4 @@
+#include <hello/error.hpp>
 #include <hello/server.hpp>
 
 #include "listener.hpp"
@@ -36,27 +37,29 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::vector<std::function<void()>> on_stopped;
 };
 
-namespace {
-
-// Out of descriptors or memory: accepting again at once would spin. Wait a little; the
-// connections already open keep being served meanwhile.
-bool is_resource_exhaustion(const error_code& ec) {
-    return ec == boost::system::errc::too_many_files_open || ec == boost::system::errc::too_many_files_open_in_system ||
-           ec == boost::system::errc::no_buffer_space || ec == boost::system::errc::not_enough_memory;
-}
-
-}  // namespace
-
 asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, listener& l) {
+    constexpr auto retry_after = std::chrono::milliseconds(100);
+    std::uint64_t exhausted_attempts = 0;  // in the current spell of descriptor or memory shortage
     for (;;) {
         auto [ec, socket] = co_await l.socket.async_accept(self->new_executor(), nothrow);
         if (self->state->stopping || ec == asio::error::operation_aborted) co_return;
+        if (ec && is_resource_exhaustion(ec)) {
+            // Linux takes the descriptor before it looks at the queue, so this fails even with
+            // nobody waiting: say it once per spell, not ten times a second. Accepting again at
+            // once would spin; the connections already open keep being served meanwhile.
+            if (exhausted_attempts++ == 0)
+                spdlog::error("accept on {} failed: {}; retrying every {} ms", l.where.to_string(), ec.message(),
+                              retry_after.count());
+            timer pause(self->control, retry_after);
+            co_await pause.async_wait(nothrow);
+            continue;
+        }
+        if (exhausted_attempts > 0) {
+            spdlog::warn("accept on {} works again after {} failed attempts", l.where.to_string(), exhausted_attempts);
+            exhausted_attempts = 0;
+        }
         if (ec) {
             spdlog::error("accept on {} failed: {}", l.where.to_string(), ec.message());
-            if (is_resource_exhaustion(ec)) {
-                timer pause(self->control, std::chrono::milliseconds(100));
-                co_await pause.async_wait(nothrow);
-            }
             continue;
         }
         if (l.is_tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);

@@ -27,8 +27,11 @@ std::string lock_path_for(const std::string& path) {
     return path + ".lock";
 }
 
-[[noreturn]] void unavailable(const std::string& path, std::string_view why) {
-    throw startup_error(exit_code::unavailable, "cannot listen on unix:" + path + ": " + std::string(why));
+[[noreturn]] void unavailable(const std::string& path, std::string_view why, int err = 0) {
+    const auto code = is_resource_exhaustion(boost::system::error_code(err, boost::system::system_category()))
+                          ? exit_code::os_error
+                          : exit_code::unavailable;
+    throw startup_error(code, "cannot listen on unix:" + path + ": " + std::string(why));
 }
 
 std::string read_pid(int fd) {
@@ -96,7 +99,10 @@ held_lock lock_beside(const std::string& path) {
             created = false;
             fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         }
-        if (fd < 0) unavailable(path, "cannot open lock file '" + lock_path + "': " + std::strerror(errno));
+        if (fd < 0) {
+            const int err = errno;
+            unavailable(path, "cannot open lock file '" + lock_path + "': " + std::strerror(err), err);
+        }
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
             const int err = errno;
             const auto pid = read_pid(fd);

@@ -33,6 +33,7 @@ IO_TIMEOUT = 5.0  # for every blocking socket operation
 EX_OK = 0
 EX_USAGE = 64
 EX_UNAVAILABLE = 69
+EX_OSERR = 71
 EX_TEMPFAIL = 75
 EX_PROTOCOL = 76
 EX_CONFIG = 78

@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_PROTOCOL, EX_TEMPFAIL, EX_UNAVAILABLE,  # noqa: E402
+from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_OSERR, EX_PROTOCOL, EX_TEMPFAIL, EX_UNAVAILABLE,  # noqa: E402
                      EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY, SERVER, STOP_TIMEOUT,
                      TUTORIAL_CLIENT, ScriptedServer, Server, StuckListener, TutorialServer, abstract_name,
                      clean_env, connect, describe, fill_backlog, make_tempdir, recv_exactly, recv_until_eof,
@@ -579,6 +579,15 @@ class Concurrency(unittest.TestCase):
 class ResourceExhaustion(unittest.TestCase):
     LIMIT = 32  # descriptors the server may hold
 
+    def test_no_descriptor_for_the_event_loop_is_a_clear_exit(self):
+        # stdin, stdout and stderr take three of four: the event loop cannot get what it needs.
+        for program, args in ((SERVER, ["--listen", "unix:" + socket_path(self)]), (CLIENT, [])):
+            with self.subTest(program=os.path.basename(program)):
+                result = run(["prlimit", "--nofile=4:4", program, *args])
+                self.assertEqual(result.returncode, EX_OSERR, describe(result))
+                self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+                self.assertIn("cannot run: Too many open files", result.stderr, describe(result))
+
     def test_running_out_of_descriptors_is_logged_and_survived(self):
         import resource
         with Server("--listen", "unix:" + socket_path(self)) as server:
@@ -592,6 +601,11 @@ class ResourceExhaustion(unittest.TestCase):
                 line = server.stderr.wait_line(lambda l: "Too many open files" in l, IO_TIMEOUT)
                 self.assertIsNotNone(line, server.stderr.text())
                 self.assertIn("error", line)
+                # It retries every 100 ms while the shortage lasts, and says so once.
+                seen = []
+                again = server.stderr.wait_line(
+                    lambda l: "Too many open files" in l and (seen.append(l) or len(seen) > 1), 0.5)
+                self.assertIsNone(again, server.stderr.text())
                 # The connections it did accept are still served.
                 held[0].sendall(b"hello server")
                 self.assertEqual(recv_exactly(held[0], len(RAW_REPLY)), RAW_REPLY)
@@ -601,6 +615,10 @@ class ResourceExhaustion(unittest.TestCase):
             # With descriptors free again, the backlog drains and new clients are answered.
             self.assertEqual(request(ep), RAW_REPLY)
             self.assertTrue(server.alive())
+            recovered = server.stderr.wait_line(lambda l: "works again after" in l, IO_TIMEOUT)
+            self.assertIsNotNone(recovered, server.stderr.text())
+            failures = [l for l in server.stderr.lines() if "Too many open files" in l]
+            self.assertEqual(len(failures), 1, server.stderr.text())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/system/error_code.hpp>
+
 #include <stdexcept>
 #include <string>
 
@@ -12,6 +14,7 @@ enum class exit_code : int {
     usage = 64,         // EX_USAGE: unknown option, malformed value on the command line
     unavailable = 69,   // EX_UNAVAILABLE: endpoint in use, not a socket, permission denied
     software = 70,      // EX_SOFTWARE: an internal error that should never happen
+    os_error = 71,      // EX_OSERR: the system refused a resource (descriptors, memory, threads)
     temp_failure = 75,  // EX_TEMPFAIL: the client timed out
     protocol = 76,      // EX_PROTOCOL: the client got an unexpected reply
     config = 78,        // EX_CONFIG: unreadable config, bad endpoint, path too long
@@ -31,6 +34,14 @@ private:
 
 [[nodiscard]] inline int to_int(exit_code c) noexcept {
     return static_cast<int>(c);
+}
+
+// Out of descriptors or memory: the machine's state at that moment, neither the
+// configuration's fault nor the endpoint's.
+[[nodiscard]] inline bool is_resource_exhaustion(const boost::system::error_code& ec) noexcept {
+    namespace errc = boost::system::errc;
+    return ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
+           ec == errc::no_buffer_space || ec == errc::not_enough_memory;
 }
 
 }  // namespace hello
