@@ -14,8 +14,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_OSERR, EX_PROTOCOL, EX_TEMPFAIL, EX_UNAVAILABLE,  # noqa: E402
-                     EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY, SERVER, STOP_TIMEOUT,
+from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_OSERR, EX_PROTOCOL, EX_TEMPFAIL,  # noqa: E402
+                     EX_UNAVAILABLE, EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY, SERVER, STOP_TIMEOUT,
                      TUTORIAL_CLIENT, ScriptedServer, Server, StuckListener, TutorialServer, abstract_name,
                      clean_env, connect, describe, fill_backlog, make_tempdir, recv_exactly, recv_until_eof,
                      request, run, socket_path)
