@@ -62,6 +62,17 @@ int serve(const hello::server_config& config) {
     return 0;
 }
 
+// A system error nothing caught: out of descriptors or memory (the event loop itself needs
+// some) is the machine's state and says so plainly; anything else is reported as a bug.
+int fail(const boost::system::error_code& ec, const char* what) {
+    const auto code = hello::exit_code_for(ec);
+    if (code == hello::exit_code::os_error)
+        std::fprintf(stderr, "hello-server: cannot run: %s\n", ec.message().c_str());
+    else
+        std::fprintf(stderr, "hello-server: internal error: %s\n", what);
+    return hello::to_int(code);
+}
+
 }  // namespace
 
 int main(int argc, char* argv[]) {
@@ -91,12 +102,9 @@ int main(int argc, char* argv[]) {
         std::fprintf(stderr, "hello-server: %s\n", e.what());
         return hello::to_int(e.code());
     } catch (const boost::system::system_error& e) {
-        // Out of descriptors or memory for the event loop itself: the machine's state, not a bug.
-        std::fprintf(stderr, "hello-server: cannot run: %s\n", e.code().message().c_str());
-        return hello::to_int(hello::exit_code::os_error);
+        return fail(e.code(), e.what());
     } catch (const std::system_error& e) {
-        std::fprintf(stderr, "hello-server: cannot run: %s\n", e.code().message().c_str());
-        return hello::to_int(hello::exit_code::os_error);
+        return fail(e.code(), e.what());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "hello-server: internal error: %s\n", e.what());
         return hello::to_int(hello::exit_code::software);

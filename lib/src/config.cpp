@@ -193,7 +193,9 @@ void check_parent_directory(const endpoint& ep) {
 }
 
 // The same socket twice would make the server collide with itself at bind time and blame
-// "another" server; a port 0 asks for a fresh port each time and may repeat.
+// "another" server. Compared as written (a file by its absolute path), before any name is
+// resolved: tcp:localhost:P beside tcp:127.0.0.1:P still meets at bind time. A port 0 asks
+// for a fresh port each time and may repeat.
 void check_no_repeats(const std::vector<endpoint>& listen) {
     auto key = [](const endpoint& ep) {
         if (!ep.is_unix() || ep.unix().abstract) return ep.to_string();
@@ -340,7 +342,15 @@ std::string describe(const server_invocation& inv) {
     };
     std::ostringstream out;
     out << "# hello-server " << version << " effective configuration\n";
-    for (const auto& ep : c.listen) out << "listen = " << ep.to_string() << "  # " << origin("listen") << "\n";
+    for (const auto& ep : c.listen) {
+        const auto text = ep.to_string();
+        // The file format takes `#` for a comment, so such an endpoint cannot be written there:
+        // leave it commented out rather than print a line that reads back as another path.
+        if (text.find('#') != std::string::npos)
+            out << "# listen = " << text << "  # " << origin("listen") << "; '#' cannot appear in a config file\n";
+        else
+            out << "listen = " << text << "  # " << origin("listen") << "\n";
+    }
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", c.socket_mode);
     // Exact to the millisecond, so that the printout reads back as the same setting.

@@ -42,11 +42,23 @@ std::string read_pid(int fd) {
     return pid.empty() ? "unknown" : pid;
 }
 
+// A socket file is removed only when we know nobody listens on it; not knowing is no licence.
+[[noreturn]] void cannot_tell(const std::string& path, int err) {
+    unavailable(path, std::string("cannot tell whether a server listens on it: ") + std::strerror(err), err);
+}
+
 // True when /proc/net/unix lists a listening socket bound to `path`. Asked first because it
 // disturbs nobody: a probe connection that closes at once kills a server as naive as the
 // tutorial's (its sendall() to the vanished peer raises EPIPE).
 bool listed_as_listening(const std::string& path) {
     std::ifstream table("/proc/net/unix");
+    if (!table) {
+        // Without /proc the probe still decides; out of descriptors, so would it, wrongly.
+        const int err = errno;
+        if (is_resource_exhaustion(boost::system::error_code(err, boost::system::system_category())))
+            cannot_tell(path, err);
+        return false;
+    }
     std::error_code ec;
     const auto absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
     std::string line;
@@ -67,12 +79,13 @@ bool listed_as_listening(const std::string& path) {
 
 // True when something accepts connections on `path` right now. The connect probe catches
 // what /proc cannot show: a listener in another network namespace sharing the directory.
+// Only a refused connection proves the socket dead; any other failure refuses to start.
 bool someone_listens(const std::string& path) {
     if (listed_as_listening(path)) return true;
     // Non-blocking: a blocking connect to a full backlog waits until the listener accepts,
     // which a stuck listener never does, and start-up would hang.
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return false;
+    if (fd < 0) cannot_tell(path, errno);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.data(), path.size());
@@ -80,7 +93,9 @@ bool someone_listens(const std::string& path) {
     const int err = errno;
     ::close(fd);
     // EAGAIN: a live server with a full backlog.
-    return rc == 0 || err == EAGAIN;
+    if (rc == 0 || err == EAGAIN) return true;
+    if (err == ECONNREFUSED || err == ENOENT) return false;  // ENOENT: gone meanwhile
+    cannot_tell(path, err);
 }
 
 // Opens and locks PATH.lock; retries when the file it locked was unlinked meanwhile by a

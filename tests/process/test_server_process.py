@@ -150,13 +150,10 @@ class Shutdown(unittest.TestCase):
                 server.signal(signal.SIGTERM)
                 stopping = server.stderr.wait_line(lambda l: "stopping:" in l, STOP_TIMEOUT)
                 self.assertIsNotNone(stopping, f"{server.state()}\n{server.stderr.text()}")
-                started = time.monotonic()
                 server.signal(signal.SIGTERM)
-                rc = server.wait_exit(5)
-                elapsed = time.monotonic() - started
+                rc = server.wait_exit(5)  # fails the test unless well inside the 10 s drain
         stderr = server.stderr.text()
         self.assertEqual(rc, EX_OK, stderr)
-        self.assertLess(elapsed, 5.0, stderr)  # well inside the 10 s drain the first signal began
         self.assertIn("second signal", stderr)
         self.assertFalse(os.path.lexists(path))
 
@@ -221,6 +218,20 @@ class SocketPathOwnership(unittest.TestCase):
             answer = run([PYTHON, TUTORIAL_CLIENT, "unix", path])
             self.assertTrue(tutorial.alive(),
                             "the tutorial server died after hello-server's probe:\n" + tutorial.stderr.text())
+            self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
+
+    def test_live_foreign_server_is_left_alone_whatever_the_descriptor_limit(self):
+        # Short of descriptors, the server may fail to ask /proc or to probe; not knowing whether
+        # the socket is alive must never be taken for knowing that it is dead.
+        path = socket_path(self)
+        with TutorialServer("unix", path) as tutorial:
+            for limit in range(4, 16):
+                result = run(["prlimit", f"--nofile={limit}:{limit}", SERVER, "--listen", "unix:" + path])
+                self.assertIn(result.returncode, (EX_UNAVAILABLE, EX_OSERR), f"limit {limit}" + describe(result))
+                self.assertEqual(len(result.stderr.splitlines()), 1, f"limit {limit}" + describe(result))
+                self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode), f"limit {limit}" + describe(result))
+            answer = run([PYTHON, TUTORIAL_CLIENT, "unix", path])
+            self.assertTrue(tutorial.alive(), tutorial.stderr.text())
             self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
 
     def test_stuck_foreign_server_out_of_sight_is_left_alone(self):

@@ -173,6 +173,15 @@ TEST_F(ConfigFile, PrintedConfigurationIsAValidConfigFile) {
     EXPECT_EQ(again.config.drain_timeout, std::chrono::milliseconds(1500));
 }
 
+TEST_F(ConfigFile, EndpointWithAHashIsPrintedCommentedOutNotMangled) {
+    const auto inv = invocation_args({"-l", "unix:/tmp/a#b.sock", "-l", "unix:@p"}).parse();
+    const auto text = describe(inv);
+    EXPECT_NE(text.find("# listen = unix:/tmp/a#b.sock"), std::string::npos) << text;
+    const auto again = invocation_args({"--config", write(text)}).parse();
+    ASSERT_EQ(again.config.listen.size(), 1U) << text;
+    EXPECT_EQ(again.config.listen[0].to_string(), "unix:@p");
+}
+
 TEST_F(ConfigFile, PrintedDrainTimeoutIsExactToTheMillisecond) {
     for (const auto* seconds : {"0", "0.001", "0.25", "10", "1234.567", "86400"}) {
         const auto inv = invocation_args({"--drain-timeout", seconds}).parse();

@@ -44,4 +44,10 @@ private:
            ec == errc::no_buffer_space || ec == errc::not_enough_memory;
 }
 
+// How a process ends on a system error nothing caught: a shortage is the machine's state,
+// anything else is a bug.
+[[nodiscard]] inline exit_code exit_code_for(const boost::system::error_code& ec) noexcept {
+    return is_resource_exhaustion(ec) ? exit_code::os_error : exit_code::software;
+}
+
 }  // namespace hello
