@@ -27,10 +27,12 @@ std::string lock_path_for(const std::string& path) {
     return path + ".lock";
 }
 
+bool is_shortage(int err) {
+    return is_resource_exhaustion(boost::system::error_code(err, boost::system::system_category()));
+}
+
 [[noreturn]] void unavailable(const std::string& path, std::string_view why, int err = 0) {
-    const auto code = is_resource_exhaustion(boost::system::error_code(err, boost::system::system_category()))
-                          ? exit_code::os_error
-                          : exit_code::unavailable;
+    const auto code = is_shortage(err) ? exit_code::os_error : exit_code::unavailable;
     throw startup_error(code, "cannot listen on unix:" + path + ": " + std::string(why));
 }
 
@@ -55,8 +57,7 @@ bool listed_as_listening(const std::string& path) {
     if (!table) {
         // Without /proc the probe still decides; out of descriptors, so would it, wrongly.
         const int err = errno;
-        if (is_resource_exhaustion(boost::system::error_code(err, boost::system::system_category())))
-            cannot_tell(path, err);
+        if (is_shortage(err)) cannot_tell(path, err);
         return false;
     }
     std::error_code ec;
