@@ -167,15 +167,10 @@ asio::awaitable<int> converse(const invocation& inv) {
     co_return 0;
 }
 
-// A system error nothing caught: out of descriptors or memory (the event loop itself needs
-// some) is the machine's state and says so plainly; anything else is reported as a bug.
-int fail(const boost::system::error_code& ec, const char* what) {
-    const auto code = hello::exit_code_for(ec);
-    if (code == hello::exit_code::os_error)
-        std::fprintf(stderr, "hello-client: cannot run: %s\n", ec.message().c_str());
-    else
-        std::fprintf(stderr, "hello-client: internal error: %s\n", what);
-    return hello::to_int(code);
+// One line on stderr, then the exit code that goes with it.
+int report(const hello::startup_error& e) {
+    std::fprintf(stderr, "hello-client: %s\n", e.what());
+    return hello::to_int(e.code());
 }
 
 }  // namespace
@@ -193,14 +188,12 @@ int main(int argc, char* argv[]) {
         ctx.run();
         return status;
     } catch (const hello::startup_error& e) {
-        std::fprintf(stderr, "hello-client: %s\n", e.what());
-        return hello::to_int(e.code());
+        return report(e);
     } catch (const boost::system::system_error& e) {
-        return fail(e.code(), e.what());
+        return report(hello::uncaught_system_error(e.code(), e.what()));
     } catch (const std::system_error& e) {
-        return fail(e.code(), e.what());
+        return report(hello::uncaught_system_error(e.code(), e.what()));
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "hello-client: internal error: %s\n", e.what());
-        return hello::to_int(hello::exit_code::software);
+        return report({hello::exit_code::software, std::string("internal error: ") + e.what()});
     }
 }

@@ -44,10 +44,12 @@ private:
            ec == errc::no_buffer_space || ec == errc::not_enough_memory;
 }
 
-// How a process ends on a system error nothing caught: a shortage is the machine's state,
-// anything else is a bug.
-[[nodiscard]] inline exit_code exit_code_for(const boost::system::error_code& ec) noexcept {
-    return is_resource_exhaustion(ec) ? exit_code::os_error : exit_code::software;
+// What a program reports for a system error nothing caught (`what` is the exception's text):
+// out of descriptors or memory, which even the event loop needs, is the machine's state and
+// said plainly; anything else is a bug.
+[[nodiscard]] inline startup_error uncaught_system_error(const boost::system::error_code& ec, const std::string& what) {
+    if (is_resource_exhaustion(ec)) return {exit_code::os_error, "cannot run: " + ec.message()};
+    return {exit_code::software, "internal error: " + what};
 }
 
 }  // namespace hello
