@@ -227,9 +227,10 @@ class SocketPathOwnership(unittest.TestCase):
         with TutorialServer("unix", path) as tutorial:
             for limit in range(4, 16):
                 result = run(["prlimit", f"--nofile={limit}:{limit}", SERVER, "--listen", "unix:" + path])
-                self.assertIn(result.returncode, (EX_UNAVAILABLE, EX_OSERR), f"limit {limit}" + describe(result))
-                self.assertEqual(len(result.stderr.splitlines()), 1, f"limit {limit}" + describe(result))
-                self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode), f"limit {limit}" + describe(result))
+                why = f"limit {limit}" + describe(result)
+                self.assertIn(result.returncode, (EX_UNAVAILABLE, EX_OSERR), why)
+                self.assertEqual(len(result.stderr.splitlines()), 1, why)
+                self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode), why)
             answer = run([PYTHON, TUTORIAL_CLIENT, "unix", path])
             self.assertTrue(tutorial.alive(), tutorial.stderr.text())
             self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
@@ -598,6 +599,20 @@ class ResourceExhaustion(unittest.TestCase):
                 self.assertEqual(result.returncode, EX_OSERR, describe(result))
                 self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
                 self.assertIn("cannot run: Too many open files", result.stderr, describe(result))
+
+    def test_every_shortage_at_start_is_exit_71(self):
+        # Whichever step runs out first (event loop, lock file, /proc, probe, socket), a
+        # shortage is one line and 71; with enough descriptors the usual answers come back.
+        with Server("--listen", "unix:" + socket_path(self)) as live:
+            ep = live.endpoints[0]
+            for limit in range(4, 16):
+                for argv, enough in (([SERVER, "--listen", ep], EX_UNAVAILABLE),
+                                     ([CLIENT, "--connect", ep], EX_OK)):
+                    result = run(["prlimit", f"--nofile={limit}:{limit}", *argv])
+                    why = f"limit {limit}" + describe(result)
+                    short = "Too many open files" in result.stderr
+                    self.assertEqual(result.returncode, EX_OSERR if short else enough, why)
+                    self.assertLessEqual(len(result.stderr.splitlines()), 1, why)
 
     def test_running_out_of_descriptors_is_logged_and_survived(self):
         import resource
