@@ -58,8 +58,8 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     if (vm.count("help")) {
         std::cout << "Usage: hello-client [OPTIONS]\nSends requests to hello-server and prints the replies.\n\n"
                   << d
-                  << "\nExit codes: 0 ok, 64 usage, 69 cannot connect, 75 timeout, 76 unexpected reply,\n"
-                     "71 out of system resources\n";
+                  << "\nExit codes: 0 ok, 64 usage, 69 cannot connect, 71 out of system resources, 75 timeout,\n"
+                     "76 unexpected reply\n";
         return std::nullopt;
     }
     if (vm.count("version")) {
