@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <new>
 #include <optional>
 #include <system_error>
 
@@ -193,6 +194,8 @@ int main(int argc, char* argv[]) {
         return report(hello::uncaught_system_error(e.code(), e.what()));
     } catch (const std::system_error& e) {
         return report(hello::uncaught_system_error(e.code(), e.what()));
+    } catch (const std::bad_alloc&) {
+        return report({hello::exit_code::os_error, "cannot run: out of memory"});
     } catch (const std::exception& e) {
         return report({hello::exit_code::software, std::string("internal error: ") + e.what()});
     }

@@ -5,10 +5,16 @@
 
 #include <boost/program_options.hpp>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace po = boost::program_options;
 
@@ -101,7 +107,7 @@ po::options_description command_description() {
 // variables may share the prefix.
 std::string environment_name_to_option(std::string_view var, const po::options_description& known) {
     constexpr std::string_view prefix = "HELLO_";
-    if (!var.starts_with(prefix)) return {};
+    if (!var.starts_with(prefix) || var.size() == prefix.size()) return {};
     std::string name;
     for (char c : var.substr(prefix.size())) {
         if (c == '_')
@@ -171,8 +177,8 @@ merged merge(const std::vector<layer>& layers) {
 [[noreturn]] void bad_value(config_source from, const std::string& name, const std::string& value,
                             const std::string& expected) {
     const auto code = from == config_source::file ? exit_code::config : exit_code::usage;
-    throw startup_error(code, "invalid value '" + value + "' for " + name + " (from " + std::string(to_string(from)) +
-                                  "): expected " + expected);
+    throw startup_error(code, "invalid value " + in_quotes(value) + " for " + name + " (from " +
+                                  std::string(to_string(from)) + "): expected " + expected);
 }
 
 std::optional<log_level> parse_log_level(std::string_view text) {
@@ -184,29 +190,32 @@ std::optional<log_level> parse_log_level(std::string_view text) {
 
 // A UNIX socket needs an existing directory to live in; say so now rather than at bind().
 void check_parent_directory(const endpoint& ep) {
-    if (!ep.is_unix() || ep.unix().abstract) return;
-    const auto parent = std::filesystem::path(ep.unix().name).parent_path();
+    if (!ep.is_unix() || ep.as_unix().abstract) return;
+    const auto parent = std::filesystem::path(ep.as_unix().name).parent_path();
     std::error_code ec;
     if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
-        throw startup_error(exit_code::config,
-                            "cannot use '" + ep.to_string() + "': directory '" + parent.string() + "' does not exist");
+        throw startup_error(exit_code::config, "cannot use " + in_quotes(ep.to_string()) + ": directory " +
+                                                   in_quotes(parent.string()) + " does not exist");
 }
 
 // The same socket twice would make the server collide with itself at bind time and blame
-// "another" server. Compared as written (a file by its absolute path), before any name is
-// resolved: tcp:localhost:P beside tcp:127.0.0.1:P still meets at bind time. A port 0 asks
-// for a fresh port each time and may repeat.
+// "another" server. Compared as written, a file by its directory's canonical path (so that a
+// symlinked directory is seen through) and its name, before any host name is resolved: tcp:localhost:P beside
+// tcp:127.0.0.1:P still meets at bind time. A port 0 asks for a fresh port each time and may repeat.
 void check_no_repeats(const std::vector<endpoint>& listen) {
     auto key = [](const endpoint& ep) {
-        if (!ep.is_unix() || ep.unix().abstract) return ep.to_string();
+        if (!ep.is_unix() || ep.as_unix().abstract) return ep.to_string();
         std::error_code ec;
-        return "unix:" + std::filesystem::absolute(ep.unix().name, ec).lexically_normal().string();
+        const std::filesystem::path path(ep.as_unix().name);
+        const auto directory = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec).parent_path(), ec);
+        return "unix:" + (directory / path.filename()).string();
     };
     for (std::size_t i = 0; i < listen.size(); ++i) {
-        if (!listen[i].is_unix() && listen[i].tcp().port == 0) continue;
+        if (!listen[i].is_unix() && listen[i].as_tcp().port == 0) continue;
         for (std::size_t j = 0; j < i; ++j)
             if (key(listen[i]) == key(listen[j]))
-                throw startup_error(exit_code::config, "endpoint '" + listen[i].to_string() + "' is listed twice");
+                throw startup_error(exit_code::config,
+                                    "endpoint " + in_quotes(listen[i].to_string()) + " is listed twice");
     }
 }
 
@@ -267,20 +276,71 @@ server_config build_config(const merged& m, std::map<std::string, config_source>
     return cfg;
 }
 
+[[noreturn]] void unreadable(const std::string& path, const std::string& why, int err = 0) {
+    const auto code = is_resource_exhaustion(boost::system::error_code(err, boost::system::system_category()))
+                          ? exit_code::os_error
+                          : exit_code::config;
+    throw startup_error(code, "cannot read config file " + in_quotes(path) + ": " + why);
+}
+
+// The whole file, refused unless it is a regular file of sane size: a FIFO would block,
+// /dev/zero never ends, and a read error must not pass for an empty file of defaults.
+std::string read_config_text(const std::string& path) {
+    constexpr std::size_t limit = 1 << 20;
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        const int err = errno;
+        unreadable(path, std::strerror(err), err);
+    }
+    const struct closer {
+        int fd;
+        ~closer() { ::close(fd); }
+    } close_on_return{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
+        unreadable(path, std::strerror(err), err);
+    }
+    if (S_ISDIR(st.st_mode)) unreadable(path, "it is a directory");
+    if (!S_ISREG(st.st_mode)) unreadable(path, "it is not a regular file");
+    if (static_cast<std::uintmax_t>(st.st_size) > limit) unreadable(path, "it is larger than 1 MiB");
+    std::string text;
+    char chunk[16 * 1024];
+    for (;;) {
+        const auto n = ::read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const int err = errno;
+            unreadable(path, std::strerror(err), err);
+        }
+        if (n == 0) return text;
+        // A file may grow after fstat(), and /proc files say they are empty.
+        if (text.size() + static_cast<std::size_t>(n) > limit) unreadable(path, "it is larger than 1 MiB");
+        text.append(chunk, static_cast<std::size_t>(n));
+    }
+}
+
 po::variables_map read_config_file(const std::string& path, const po::options_description& settings) {
-    // A directory opens as a stream that reads as empty: it would pass for a file of defaults.
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec))
-        throw startup_error(exit_code::config, "cannot read config file '" + path + "': it is a directory");
-    std::ifstream in(path);
-    if (!in) throw startup_error(exit_code::config, "cannot read config file '" + path + "'");
+    std::istringstream in(read_config_text(path));
     po::variables_map vm;
     try {
         po::store(po::parse_config_file(in, settings, false), vm);
     } catch (const po::error& e) {
-        throw startup_error(exit_code::config, "config file '" + path + "': " + e.what());
+        throw startup_error(exit_code::config, "config file " + in_quotes(path) + ": " + printable(e.what()));
     }
     return vm;
+}
+
+// Why `value` would not read back from a config file as itself (empty when it would): the
+// format ends a value at `#` or a line break and trims blanks from both ends.
+std::string_view why_unwritable(std::string_view value) {
+    if (value.find('#') != std::string_view::npos) return "'#' cannot appear in a config file";
+    for (const char c : value)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            return "a control character (shown as \\xNN) cannot appear in a config file";
+    if (value.starts_with(' ') || value.ends_with(' ')) return "a config file trims blanks at either end of a value";
+    return {};
 }
 
 }  // namespace
@@ -344,10 +404,10 @@ std::string describe(const server_invocation& inv) {
     out << "# hello-server " << version << " effective configuration\n";
     for (const auto& ep : c.listen) {
         const auto text = ep.to_string();
-        // The file format takes `#` for a comment, so such an endpoint cannot be written there:
-        // leave it commented out rather than print a line that reads back as another path.
-        if (text.find('#') != std::string::npos)
-            out << "# listen = " << text << "  # " << origin("listen") << "; '#' cannot appear in a config file\n";
+        // An endpoint the file format cannot carry is left commented out, with the reason,
+        // rather than printed as a line that reads back as another path.
+        if (const auto why = why_unwritable(text); !why.empty())
+            out << "# listen = " << printable(text) << "  # " << origin("listen") << "; " << why << "\n";
         else
             out << "listen = " << text << "  # " << origin("listen") << "\n";
     }

@@ -19,7 +19,40 @@ std::size_t request_length(std::string_view line) noexcept {
     return line.ends_with('\r') ? line.size() - 1 : line.size();
 }
 
+// Whether an unfinished request of `length` bytes, ending in `last`, can no longer become
+// valid; one byte more is allowed in case it is the `\r` of a CRLF.
+bool unfinished_too_long(std::size_t length, char last, std::size_t limit) noexcept {
+    return length > limit && (length > limit + 1 || last != '\r');
+}
+
 }  // namespace
+
+framed line_framer::consume(std::string_view bytes) {
+    framed out;
+    if (bytes.empty()) return out;
+    if (!partial_.empty()) {
+        // Only the new bytes are searched: the kept ones are known to hold no newline.
+        const auto newline = bytes.find('\n');
+        if (newline == std::string_view::npos) {
+            if (unfinished_too_long(partial_.size() + bytes.size(), bytes.back(), limit_)) return {0, true};
+            partial_.append(bytes);
+            return out;
+        }
+        const char last = newline > 0 ? bytes[newline - 1] : partial_.back();
+        const auto length = partial_.size() + newline - (last == '\r' ? 1 : 0);
+        if (length > limit_) return {0, true};
+        out.replies = 1;
+        partial_.clear();
+        bytes.remove_prefix(newline + 1);
+    }
+    const auto scan = scan_lines(bytes, limit_);
+    out.replies += scan.complete;
+    out.refuse = scan.too_long;
+    if (!out.refuse) partial_.assign(bytes.substr(scan.consumed));
+    // A long line's buffer is given back once the line is done: idle connections keep none.
+    if (partial_.empty() && partial_.capacity() > 4096) std::string().swap(partial_);
+    return out;
+}
 
 line_scan scan_lines(std::string_view buffered, std::size_t max_request_bytes) noexcept {
     line_scan scan;
@@ -29,8 +62,7 @@ line_scan scan_lines(std::string_view buffered, std::size_t max_request_bytes) n
         if (newline == std::string_view::npos) {
             // An unfinished request already past the limit can never become valid; one more
             // byte is allowed in case it is the `\r` of a CRLF.
-            scan.too_long =
-                rest.size() > max_request_bytes && (rest.size() > max_request_bytes + 1 || !rest.ends_with('\r'));
+            scan.too_long = !rest.empty() && unfinished_too_long(rest.size(), rest.back(), max_request_bytes);
             return scan;
         }
         if (request_length(rest.substr(0, newline)) > max_request_bytes) {

@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace hello::detail {
 namespace {
@@ -18,7 +20,29 @@ namespace {
         code = exit_code::config;
     else if (is_resource_exhaustion(ec))
         code = exit_code::os_error;
-    throw startup_error(code, "cannot listen on " + ep.to_string() + ": " + ec.message());
+    throw startup_error(code, "cannot listen on " + printable(ep.to_string()) + ": " + ec.message());
+}
+
+// Gives the socket file just bound its mode, and nothing else: whoever can write to the
+// directory may have swapped the file for a symlink (to /etc/shadow, say) or a hard link
+// since bind(), and chmod() by name would follow either. The file is opened without
+// following links and changed through that descriptor only once it is a socket of ours
+// with no other name.
+void set_socket_mode(const endpoint& ep, unsigned mode) {
+    const auto& path = ep.as_unix().name;
+    const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) cannot_listen(ep, error_code(errno, boost::system::system_category()));
+    struct stat st {};
+    const bool ours = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == ::geteuid() && st.st_nlink == 1;
+    // An O_PATH descriptor takes no fchmod(); its /proc name reaches the very inode it holds.
+    const auto rc = ours ? ::chmod(("/proc/self/fd/" + std::to_string(fd)).c_str(), mode) : 0;
+    const int err = errno;
+    ::close(fd);
+    if (!ours)
+        throw startup_error(exit_code::unavailable, "cannot listen on " + printable(ep.to_string()) +
+                                                        ": the socket file was replaced while starting; not "
+                                                        "changing the mode of what is there now");
+    if (rc != 0) cannot_listen(ep, error_code(err, boost::system::system_category()));
 }
 
 // open -> options -> bind -> (chmod) -> listen, so that no client ever sees the socket
@@ -26,8 +50,8 @@ namespace {
 listener listen_on(asio::io_context& ctx, const endpoint& ep, const protocol::endpoint& addr,
                    const server_config& cfg) {
     listener l{ep, acceptor(ctx), std::nullopt, !ep.is_unix()};
-    const bool filesystem_socket = ep.is_unix() && !ep.unix().abstract;
-    if (filesystem_socket) l.claim.emplace(ep.unix().name);
+    const bool filesystem_socket = ep.is_unix() && !ep.as_unix().abstract;
+    if (filesystem_socket) l.claim.emplace(ep.as_unix().name);
 
     error_code ec;
     l.socket.open(addr.protocol(), ec);
@@ -36,8 +60,7 @@ listener listen_on(asio::io_context& ctx, const endpoint& ep, const protocol::en
     if (!ec && addr.data()->sa_family == AF_INET6) l.socket.set_option(asio::ip::v6_only(true), ec);
     if (!ec) l.socket.bind(addr, ec);
     if (ec) cannot_listen(ep, ec);
-    if (filesystem_socket && ::chmod(ep.unix().name.c_str(), cfg.socket_mode) != 0)
-        cannot_listen(ep, error_code(errno, boost::system::system_category()));
+    if (filesystem_socket) set_socket_mode(ep, cfg.socket_mode);
     l.socket.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) cannot_listen(ep, ec);
     if (l.is_tcp) l.where = to_endpoint(l.socket.local_endpoint());

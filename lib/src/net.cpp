@@ -3,18 +3,33 @@
 #include <hello/error.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <stdexcept>
+#include <string_view>
 
 #include <sys/socket.h>
+#include <sys/un.h>
 
 namespace hello::detail {
 
+protocol::endpoint unix_sockaddr(const unix_address& a) {
+    // Built by hand: Asio's local endpoint counts an abstract name's leading NUL against the
+    // 107 bytes it allows, so the longest names the kernel takes would not fit.
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const auto path = a.sun_path();
+    static_assert(sizeof addr.sun_path == endpoint::max_unix_name + 1);
+    if (path.size() > sizeof addr.sun_path) throw std::length_error("socket name too long: " + a.name);
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    // A path is passed with its terminating NUL; an abstract name is exactly its bytes.
+    const auto length = offsetof(sockaddr_un, sun_path) + path.size() + (a.abstract ? 0 : 1);
+    return {&addr, std::min(length, sizeof addr), 0};
+}
+
 std::vector<protocol::endpoint> resolve(const endpoint& ep, bool passive) {
-    if (ep.is_unix()) {
-        const asio::local::stream_protocol::endpoint local(ep.unix().sun_path());
-        return {protocol::endpoint(local.data(), local.size())};
-    }
-    const auto& t = ep.tcp();
+    if (ep.is_unix()) return {unix_sockaddr(ep.as_unix())};
+    const auto& t = ep.as_tcp();
     asio::io_context ctx;
     asio::ip::tcp::resolver resolver(ctx);
     error_code ec;
@@ -22,7 +37,7 @@ std::vector<protocol::endpoint> resolve(const endpoint& ep, bool passive) {
     if (passive) flags |= asio::ip::tcp::resolver::passive;
     const auto results = resolver.resolve(t.host, std::to_string(t.port), flags, ec);
     if (ec || results.empty())
-        throw startup_error(exit_code::config, "cannot resolve '" + ep.to_string() + "': " + ec.message());
+        throw startup_error(exit_code::config, "cannot resolve " + in_quotes(ep.to_string()) + ": " + ec.message());
     std::vector<protocol::endpoint> out;
     for (const auto& r : results) {
         const auto addr = r.endpoint();
@@ -40,12 +55,13 @@ endpoint to_endpoint(const protocol::endpoint& addr) {
         tcp.resize(addr.size());
         return endpoint{tcp_address{tcp.address().to_string(), tcp.port()}};
     }
-    asio::local::stream_protocol::endpoint local;
-    std::memcpy(local.data(), addr.data(), addr.size());
-    local.resize(addr.size());
-    const auto path = local.path();
-    if (!path.empty() && path.front() == '\0') return endpoint{unix_address{path.substr(1), true}};
-    return endpoint{unix_address{path, false}};
+    sockaddr_un local{};
+    const auto size = std::min<std::size_t>(addr.size(), sizeof local);
+    std::memcpy(&local, addr.data(), size);
+    const auto offset = offsetof(sockaddr_un, sun_path);
+    const std::string_view path(local.sun_path, size > offset ? size - offset : 0);
+    if (!path.empty() && path.front() == '\0') return endpoint{unix_address{std::string(path.substr(1)), true}};
+    return endpoint{unix_address{std::string(path.substr(0, path.find('\0'))), false}};
 }
 
 }  // namespace hello::detail

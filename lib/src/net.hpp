@@ -42,6 +42,9 @@ using stream_socket = protocol::socket;
 using acceptor = asio::basic_socket_acceptor<protocol>;
 using timer = asio::steady_timer;
 
+// The socket address of a UNIX endpoint, names of the full 107 bytes included.
+protocol::endpoint unix_sockaddr(const unix_address& a);
+
 // The socket addresses an endpoint names (one for UNIX, one per resolved address for TCP).
 // Throws startup_error(exit_code::config) when a TCP host does not resolve.
 std::vector<protocol::endpoint> resolve(const endpoint& ep, bool passive);

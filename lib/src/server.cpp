@@ -24,6 +24,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     }
 
     static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, listener& l);
+    void serve(stream_socket socket, const listener& l);
+    void accept_backlog(listener& l);
     void begin_stop();
     void close_all();
     void check_stopped();
@@ -42,6 +44,8 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, list
     std::uint64_t exhausted_attempts = 0;  // in the current spell of descriptor or memory shortage
     for (;;) {
         auto [ec, socket] = co_await l.socket.async_accept(self->new_executor(), nothrow);
+        // Accepted as the stop began: that client's request is owed a reply all the same.
+        if (!ec) self->serve(std::move(socket), l);
         if (self->state->stopping || ec == asio::error::operation_aborted) co_return;
         if (ec && is_resource_exhaustion(ec)) {
             // Linux takes the descriptor before it looks at the queue, so this fails even with
@@ -58,19 +62,36 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, list
             spdlog::warn("accept on {} works again after {} failed attempts", l.where.to_string(), exhausted_attempts);
             exhausted_attempts = 0;
         }
-        if (ec) {
-            spdlog::error("accept on {} failed: {}", l.where.to_string(), ec.message());
-            continue;
-        }
-        if (l.is_tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);
-        const auto id = self->state->accepted.fetch_add(1, std::memory_order_relaxed) + 1;
-        session::start(std::move(socket), self->state, id);
+        if (ec) spdlog::error("accept on {} failed: {}", l.where.to_string(), ec.message());
     }
+}
+
+void server::impl::serve(stream_socket socket, const listener& l) {
+    if (l.is_tcp) {
+        error_code ec;
+        socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    }
+    const auto id = state->accepted.fetch_add(1, std::memory_order_relaxed) + 1;
+    session::start(std::move(socket), state, id);
+}
+
+// A client whose connect() succeeded may be waiting in the backlog with its request sent;
+// closing the listener would reset it. Take what is queued now, without waiting for more.
+void server::impl::accept_backlog(listener& l) {
+    error_code ec;
+    l.socket.non_blocking(true, ec);
+    while (!ec) {
+        auto socket = l.socket.accept(new_executor(), ec);
+        if (!ec) serve(std::move(socket), l);
+    }
+    if (ec != asio::error::would_block && ec != asio::error::try_again)
+        spdlog::warn("accept on {} while stopping failed: {}", l.where.to_string(), ec.message());
 }
 
 void server::impl::begin_stop() {
     if (state->stopping.exchange(true)) return;
     for (auto& l : listeners) {
+        accept_backlog(l);
         error_code ec;
         l.socket.close(ec);
         if (l.claim) l.claim->release();

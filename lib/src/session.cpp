@@ -32,9 +32,16 @@ void server_state::remove(handle h) {
 }
 
 void server_state::for_each(const std::function<void(const std::shared_ptr<session>&)>& fn) {
-    std::lock_guard lock(mutex_);
-    for (const auto& weak : sessions_)
-        if (auto s = weak.lock()) fn(s);
+    // Called outside the lock: the last reference to a session may be one taken here, and
+    // its destructor removes it from the registry, which takes the lock.
+    std::vector<std::shared_ptr<session>> open_now;
+    {
+        std::lock_guard lock(mutex_);
+        open_now.reserve(sessions_.size());
+        for (const auto& weak : sessions_)
+            if (auto s = weak.lock()) open_now.push_back(std::move(s));
+    }
+    for (const auto& s : open_now) fn(s);
 }
 
 // ---- session --------------------------------------------------------------------------------
@@ -78,7 +85,7 @@ bool is_quiet_disconnect(const error_code& ec) {
 }  // namespace
 
 session::session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id)
-    : socket_(std::move(socket)), state_(std::move(state)), id_(id) {}
+    : socket_(std::move(socket)), state_(std::move(state)), id_(id), draining_(state_->stopping) {}
 
 session::~session() {
     spdlog::debug("connection {} closed after {} requests", id_, requests_);
@@ -222,30 +229,21 @@ asio::awaitable<bool> session::send_replies(std::size_t count, bool then_refuse)
 
 asio::awaitable<void> session::serve_line() {
     if (!make_reads_nonblocking()) co_return;
-    const auto limit = state_->config.max_request_bytes;
+    line_framer framer(state_->config.max_request_bytes);
     for (;;) {
         if (!co_await wait_readable()) co_return;
-        // `chunk` lives in this thread's scratch buffer: use it up before the next co_await.
+        // `chunk` lives in this thread's scratch buffer: the framer copies what it keeps.
         const auto chunk = read_available();
         if (!chunk) continue;
         if (chunk->empty()) co_return;
-
-        // Scan the fresh bytes where they landed unless an unfinished line is waiting for them.
-        std::string_view input = *chunk;
-        if (!partial_.empty()) {
-            partial_.append(input);
-            input = partial_;
-        }
-        const auto scan = scan_lines(input, limit);
-        if (scan.too_long) {
-            spdlog::warn("connection {}: request over {} bytes refused; closing", id_, limit);
-            co_await send_replies(scan.complete, true);
+        const auto f = framer.consume(*chunk);
+        if (f.refuse) {
+            spdlog::warn("connection {}: request over {} bytes refused; closing", id_,
+                         state_->config.max_request_bytes);
+            co_await send_replies(f.replies, true);
             co_return;
         }
-        // Keep the unfinished tail before the write suspends: the scratch buffer is shared.
-        std::string tail(input.substr(scan.consumed));
-        partial_ = std::move(tail);
-        if (scan.complete > 0 && !co_await send_replies(scan.complete, false)) co_return;
+        if (f.replies > 0 && !co_await send_replies(f.replies, false)) co_return;
     }
 }
 

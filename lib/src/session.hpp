@@ -49,7 +49,7 @@ private:
 //
 // Idle connections hold no buffer: raw framing on one thread reads into a shared discard
 // buffer; otherwise a session waits for readability and reads into a per-thread scratch
-// buffer. Only an unfinished line is kept, in `partial_`. drain() and close() must run on the session's executor.
+// buffer. Only an unfinished line is kept, by the line framer. drain() and close() must run on the session's executor.
 class session : public std::enable_shared_from_this<session> {
 public:
     session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
@@ -91,7 +91,6 @@ private:
     server_state::handle handle_{};
     std::uint64_t id_;
     std::uint64_t requests_ = 0;
-    std::string partial_;  // line framing: the start of a request whose newline has not come yet
     bool awaiting_request_ = false;
     bool draining_ = false;
 };

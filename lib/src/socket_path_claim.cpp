@@ -1,6 +1,7 @@
 #include "socket_path_claim.hpp"
 
 #include <hello/error.hpp>
+#include <hello/parse.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -33,15 +34,18 @@ bool is_shortage(int err) {
 
 [[noreturn]] void unavailable(const std::string& path, std::string_view why, int err = 0) {
     const auto code = is_shortage(err) ? exit_code::os_error : exit_code::unavailable;
-    throw startup_error(code, "cannot listen on unix:" + path + ": " + std::string(why));
+    throw startup_error(code, "cannot listen on unix:" + printable(path) + ": " + std::string(why));
 }
 
+// The pid the lock file names, as a number: anyone who can write the file could otherwise
+// put any text, terminal escapes included, into our error line.
 std::string read_pid(int fd) {
     char buf[32] = {};
     const auto n = ::pread(fd, buf, sizeof buf - 1, 0);
-    std::string pid(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    return pid.empty() ? "unknown" : pid;
+    std::string_view text(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    if (text.ends_with('\n')) text.remove_suffix(1);
+    const auto pid = parse_number<unsigned>(text);
+    return pid && *pid > 0 ? std::to_string(*pid) : "unknown";
 }
 
 // A socket file is removed only when we know nobody listens on it; not knowing is no licence.
@@ -117,14 +121,14 @@ held_lock lock_beside(const std::string& path) {
         }
         if (fd < 0) {
             const int err = errno;
-            unavailable(path, "cannot open lock file '" + lock_path + "': " + std::strerror(err), err);
+            unavailable(path, "cannot open lock file " + in_quotes(lock_path) + ": " + std::strerror(err), err);
         }
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
             const int err = errno;
             const auto pid = read_pid(fd);
             ::close(fd);
             if (err == EWOULDBLOCK) unavailable(path, "in use by a live server (pid " + pid + ")");
-            unavailable(path, "cannot lock '" + lock_path + "': " + std::strerror(err));
+            unavailable(path, "cannot lock " + in_quotes(lock_path) + ": " + std::strerror(err));
         }
         struct stat held {};
         struct stat named {};

@@ -44,11 +44,11 @@ awaitable<generic_socket> connect_plain(const endpoint& ep) {
     auto ex = co_await asio::this_coro::executor;
     if (ep.is_unix()) {
         asio::local::stream_protocol::socket s(ex);
-        co_await s.async_connect(asio::local::stream_protocol::endpoint(ep.unix().sun_path()), use_awaitable);
+        co_await s.async_connect(asio::local::stream_protocol::endpoint(ep.as_unix().sun_path()), use_awaitable);
         co_return generic_socket(ex, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), s.release());
     }
     asio::ip::tcp::socket s(ex);
-    co_await s.async_connect({asio::ip::make_address(ep.tcp().host), ep.tcp().port}, use_awaitable);
+    co_await s.async_connect({asio::ip::make_address(ep.as_tcp().host), ep.as_tcp().port}, use_awaitable);
     const auto family = s.local_endpoint().protocol().family();
     co_return generic_socket(ex, asio::generic::stream_protocol(family, SOCK_STREAM), s.release());
 }
@@ -141,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(Endpoints, ManyClients, ::testing::Values("unix", "abst
 TEST_F(ServerTest, SeveralEndpointsAtOnce) {
     server srv(ctx_, config_for({unix_ep(), abstract_ep(), tcp_ep()}));
     ASSERT_EQ(srv.endpoints().size(), 3U);
-    EXPECT_NE(srv.endpoints()[2].tcp().port, 0) << "ephemeral port is reported";
+    EXPECT_NE(srv.endpoints()[2].as_tcp().port, 0) << "ephemeral port is reported";
     srv.start();
     test::run_coro(ctx_, [&]() -> awaitable<void> {
         for (const auto& ep : srv.endpoints()) {
@@ -281,8 +281,8 @@ TEST_F(ServerTest, StopAnswersSentRequestsClosesIdleOnesAndRemovesTheSocket) {
         co_await stopped.wait();
     }());
     EXPECT_EQ(stopped.remaining(), 0U);
-    EXPECT_FALSE(std::filesystem::exists(ep.unix().name));
-    EXPECT_FALSE(std::filesystem::exists(ep.unix().name + ".lock"));
+    EXPECT_FALSE(std::filesystem::exists(ep.as_unix().name));
+    EXPECT_FALSE(std::filesystem::exists(ep.as_unix().name + ".lock"));
     EXPECT_EQ(srv.stats().open, 0U);
 }
 
@@ -342,7 +342,7 @@ void make_stale_socket(const std::string& path) {
 
 TEST_F(ServerTest, StaleSocketIsReclaimed) {
     const auto ep = unix_ep();
-    make_stale_socket(ep.unix().name);
+    make_stale_socket(ep.as_unix().name);
     server srv(ctx_, config_for({ep}));
     srv.start();
     test::run_coro(ctx_, [&]() -> awaitable<void> {
@@ -358,7 +358,7 @@ TEST_F(ServerTest, LiveServerIsNeverStolenFrom) {
     first.start();
     std::string message;
     EXPECT_EQ(startup_failure(ctx_, config_for({ep}), &message), exit_code::unavailable);
-    EXPECT_NE(message.find(ep.unix().name), std::string::npos) << message;
+    EXPECT_NE(message.find(ep.as_unix().name), std::string::npos) << message;
     EXPECT_NE(message.find(std::to_string(::getpid())), std::string::npos) << "names the owner: " << message;
     test::run_coro(ctx_, [&]() -> awaitable<void> {
         auto s = co_await connect_plain(ep);
@@ -369,17 +369,17 @@ TEST_F(ServerTest, LiveServerIsNeverStolenFrom) {
 
 TEST_F(ServerTest, ForeignListenerWithoutLockIsNotStolen) {
     const auto ep = unix_ep();
-    asio::local::stream_protocol::acceptor foreign(ctx_, asio::local::stream_protocol::endpoint(ep.unix().name));
+    asio::local::stream_protocol::acceptor foreign(ctx_, asio::local::stream_protocol::endpoint(ep.as_unix().name));
     EXPECT_EQ(startup_failure(ctx_, config_for({ep})), exit_code::unavailable);
-    EXPECT_TRUE(std::filesystem::is_socket(ep.unix().name));
-    EXPECT_FALSE(std::filesystem::exists(ep.unix().name + ".lock")) << "no lock file left behind";
+    EXPECT_TRUE(std::filesystem::is_socket(ep.as_unix().name));
+    EXPECT_FALSE(std::filesystem::exists(ep.as_unix().name + ".lock")) << "no lock file left behind";
 }
 
 TEST_F(ServerTest, PathThatIsNotASocketIsNeverDeleted) {
     const auto ep = unix_ep();
-    { std::ofstream(ep.unix().name) << "precious"; }
+    { std::ofstream(ep.as_unix().name) << "precious"; }
     EXPECT_EQ(startup_failure(ctx_, config_for({ep})), exit_code::unavailable);
-    EXPECT_TRUE(std::filesystem::is_regular_file(ep.unix().name));
+    EXPECT_TRUE(std::filesystem::is_regular_file(ep.as_unix().name));
 }
 
 TEST_F(ServerTest, AbstractNameInUseIsUnavailable) {
@@ -396,8 +396,8 @@ TEST_F(ServerTest, TcpPortInUseIsUnavailable) {
 TEST_F(ServerTest, FailedEndpointReleasesTheOnesAlreadyBound) {
     const auto ep = unix_ep();
     EXPECT_EQ(startup_failure(ctx_, config_for({ep, endpoint::parse("tcp:192.0.2.1:1")})), exit_code::unavailable);
-    EXPECT_FALSE(std::filesystem::exists(ep.unix().name));
-    EXPECT_FALSE(std::filesystem::exists(ep.unix().name + ".lock"));
+    EXPECT_FALSE(std::filesystem::exists(ep.as_unix().name));
+    EXPECT_FALSE(std::filesystem::exists(ep.as_unix().name + ".lock"));
 }
 
 TEST_F(ServerTest, SocketFileGetsTheConfiguredMode) {
@@ -406,7 +406,7 @@ TEST_F(ServerTest, SocketFileGetsTheConfiguredMode) {
     cfg.socket_mode = 0600;
     server srv(ctx_, cfg);
     struct stat st {};
-    ASSERT_EQ(::stat(ep.unix().name.c_str(), &st), 0);
+    ASSERT_EQ(::stat(ep.as_unix().name.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600U);
 }
 

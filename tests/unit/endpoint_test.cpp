@@ -20,15 +20,15 @@ exit_code parse_failure(std::string_view text, std::string* message = nullptr) {
 TEST(Endpoint, UnixPath) {
     const auto ep = endpoint::parse("unix:/run/hello/hello.sock");
     ASSERT_TRUE(ep.is_unix());
-    EXPECT_EQ(ep.unix().name, "/run/hello/hello.sock");
-    EXPECT_FALSE(ep.unix().abstract);
-    EXPECT_EQ(ep.unix().sun_path(), "/run/hello/hello.sock");
+    EXPECT_EQ(ep.as_unix().name, "/run/hello/hello.sock");
+    EXPECT_FALSE(ep.as_unix().abstract);
+    EXPECT_EQ(ep.as_unix().sun_path(), "/run/hello/hello.sock");
     EXPECT_EQ(ep.to_string(), "unix:/run/hello/hello.sock");
 }
 
 TEST(Endpoint, RelativeUnixPath) {
-    EXPECT_EQ(endpoint::parse("unix:hello.sock").unix().name, "hello.sock");
-    EXPECT_EQ(endpoint::parse("./hello.sock").unix().name, "./hello.sock");
+    EXPECT_EQ(endpoint::parse("unix:hello.sock").as_unix().name, "hello.sock");
+    EXPECT_EQ(endpoint::parse("./hello.sock").as_unix().name, "./hello.sock");
 }
 
 TEST(Endpoint, BarePathAndAtMeanUnix) {
@@ -39,25 +39,25 @@ TEST(Endpoint, BarePathAndAtMeanUnix) {
 TEST(Endpoint, AbstractNameHasExactLengthAndLeadingNul) {
     const auto ep = endpoint::parse("unix:@hello");
     ASSERT_TRUE(ep.is_unix());
-    EXPECT_TRUE(ep.unix().abstract);
-    EXPECT_EQ(ep.unix().name, "hello");
-    EXPECT_EQ(ep.unix().sun_path(), std::string("\0hello", 6));
+    EXPECT_TRUE(ep.as_unix().abstract);
+    EXPECT_EQ(ep.as_unix().name, "hello");
+    EXPECT_EQ(ep.as_unix().sun_path(), std::string("\0hello", 6));
     EXPECT_EQ(ep.to_string(), "unix:@hello");
 }
 
 TEST(Endpoint, TcpIpv4AndHostName) {
     const auto ep = endpoint::parse("tcp:127.0.0.1:7777");
     ASSERT_FALSE(ep.is_unix());
-    EXPECT_EQ(ep.tcp().host, "127.0.0.1");
-    EXPECT_EQ(ep.tcp().port, 7777);
-    EXPECT_EQ(endpoint::parse("tcp:localhost:0").tcp().host, "localhost");
-    EXPECT_EQ(endpoint::parse("tcp:localhost:65535").tcp().port, 65535);
+    EXPECT_EQ(ep.as_tcp().host, "127.0.0.1");
+    EXPECT_EQ(ep.as_tcp().port, 7777);
+    EXPECT_EQ(endpoint::parse("tcp:localhost:0").as_tcp().host, "localhost");
+    EXPECT_EQ(endpoint::parse("tcp:localhost:65535").as_tcp().port, 65535);
 }
 
 TEST(Endpoint, TcpIpv6InBrackets) {
     const auto ep = endpoint::parse("tcp:[::1]:8080");
-    EXPECT_EQ(ep.tcp().host, "::1");
-    EXPECT_EQ(ep.tcp().port, 8080);
+    EXPECT_EQ(ep.as_tcp().host, "::1");
+    EXPECT_EQ(ep.as_tcp().port, 8080);
     EXPECT_EQ(ep.to_string(), "tcp:[::1]:8080");
 }
 
@@ -79,8 +79,8 @@ TEST(Endpoint, NulByteInPathIsRejected) {
 
 TEST(Endpoint, PathOfExactly107BytesIsAccepted) {
     const std::string path = "/" + std::string(106, 'p');
-    EXPECT_EQ(endpoint::parse("unix:" + path).unix().name.size(), 107U);
-    EXPECT_EQ(endpoint::parse("unix:@" + std::string(107, 'a')).unix().name.size(), 107U);
+    EXPECT_EQ(endpoint::parse("unix:" + path).as_unix().name.size(), 107U);
+    EXPECT_EQ(endpoint::parse("unix:@" + std::string(107, 'a')).as_unix().name.size(), 107U);
 }
 
 TEST(Endpoint, TooLongPathNamesPathLengthAndLimit) {

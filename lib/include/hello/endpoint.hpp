@@ -41,8 +41,8 @@ public:
 
     [[nodiscard]] const address& get() const noexcept { return address_; }
     [[nodiscard]] bool is_unix() const noexcept { return std::holds_alternative<unix_address>(address_); }
-    [[nodiscard]] const unix_address& unix() const { return std::get<unix_address>(address_); }
-    [[nodiscard]] const tcp_address& tcp() const { return std::get<tcp_address>(address_); }
+    [[nodiscard]] const unix_address& as_unix() const { return std::get<unix_address>(address_); }
+    [[nodiscard]] const tcp_address& as_tcp() const { return std::get<tcp_address>(address_); }
 
     // Canonical text, parseable again: `unix:/path`, `unix:@name`, `tcp:1.2.3.4:80`, `tcp:[::1]:80`.
     [[nodiscard]] std::string to_string() const;

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace hello {
 
@@ -35,6 +36,12 @@ private:
 [[nodiscard]] inline int to_int(exit_code c) noexcept {
     return static_cast<int>(c);
 }
+
+// `text` safe to put in a one-line message: every byte outside printable ASCII (a NUL, a
+// newline, a terminal escape) is written as \xNN, as are `\` and `'`.
+[[nodiscard]] std::string printable(std::string_view text);
+// The same between single quotes: how a message names a value it got from outside.
+[[nodiscard]] std::string in_quotes(std::string_view text);
 
 // Out of descriptors or memory: the machine's state at that moment, neither the
 // configuration's fault nor the endpoint's.

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace hello {
@@ -35,5 +36,38 @@ struct line_scan {
 // Stops at the first request over the limit, as soon as it is certain: a peer streaming an
 // endless line is refused without waiting for its newline.
 [[nodiscard]] line_scan scan_lines(std::string_view buffered, std::size_t max_request_bytes) noexcept;
+
+// What a framer made of the bytes one read brought: that many replies are owed, in order,
+// and then, if `refuse`, the refusal, after which the connection closes.
+struct framed {
+    std::size_t replies = 0;
+    bool refuse = false;
+    friend bool operator==(const framed&, const framed&) = default;
+};
+
+// Framers turn bytes read into replies owed. They hold no socket, so they are tested alone.
+
+// Raw framing: every chunk read is one request, whatever it holds.
+class raw_framer {
+public:
+    [[nodiscard]] static framed consume(std::string_view bytes) noexcept { return {bytes.empty() ? 0U : 1U, false}; }
+};
+
+// Line framing: keeps the unfinished line between reads, and looks at each byte once
+// however the line is split, so that a long line costs time in proportion to its length.
+class line_framer {
+public:
+    explicit line_framer(std::size_t max_request_bytes) noexcept : limit_(max_request_bytes) {}
+
+    // `bytes` need not outlive the call: what is kept is copied.
+    [[nodiscard]] framed consume(std::string_view bytes);
+
+    // Bytes of the unfinished line held now (at most the limit plus one read).
+    [[nodiscard]] std::size_t buffered() const noexcept { return partial_.size(); }
+
+private:
+    std::size_t limit_;
+    std::string partial_;  // the start of a request whose newline has not come yet
+};
 
 }  // namespace hello
