@@ -485,3 +485,36 @@ class ScriptedServer:
         self.listener.close()
         self.thread.join(RUN_TIMEOUT + 1)
         return False
+
+
+# ---- shared assertions ----------------------------------------------------------------------
+
+def expect_one_line_failure(testcase, argv, code, env=None, timeout=RUN_TIMEOUT, program=None):
+    """Runs a program that must fail: exit `code`, nothing on stdout, exactly one line on
+    stderr starting with the program's name (argv[0]'s, unless a wrapper runs it). Returns
+    that line."""
+    result = run(argv, env=env, timeout=timeout)
+    testcase.assertEqual(result.returncode, code, describe(result))
+    testcase.assertEqual(result.stdout, "", describe(result))
+    lines = result.stderr.splitlines()
+    testcase.assertEqual(len(lines), 1, describe(result))
+    program = program or os.path.basename(str(argv[0]))
+    testcase.assertTrue(lines[0].startswith(program + ": "), describe(result))
+    return lines[0]
+
+
+def raise_descriptor_limit():
+    """Lets this test process hold as many sockets as the hard limit allows."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time the process `pid` has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -86,5 +86,86 @@ TEST(ScanLines, RequestsBeforeAnOversizedOneAreStillAnswered) {
     EXPECT_EQ(s.consumed, 6U);
 }
 
+// ---- framers: bytes in, replies owed out, no socket ----------------------------------------
+
+TEST(RawFramer, EveryNonEmptyChunkIsOneRequest) {
+    EXPECT_EQ(raw_framer::consume("hello server"), (framed{1, false}));
+    EXPECT_EQ(raw_framer::consume("a\nb\nc\n"), (framed{1, false}));
+    EXPECT_EQ(raw_framer::consume(std::string(1, '\0')), (framed{1, false}));
+    EXPECT_EQ(raw_framer::consume(""), (framed{0, false}));
+}
+
+TEST(LineFramer, PipelinedLinesInOneChunk) {
+    line_framer f(10);
+    EXPECT_EQ(f.consume("a\nb\r\nc\n"), (framed{3, false}));
+    EXPECT_EQ(f.buffered(), 0U);
+}
+
+TEST(LineFramer, LineSplitAcrossChunksIsOneRequest) {
+    line_framer f(10);
+    EXPECT_EQ(f.consume("hel"), (framed{0, false}));
+    EXPECT_EQ(f.buffered(), 3U);
+    EXPECT_EQ(f.consume("lo"), (framed{0, false}));
+    EXPECT_EQ(f.consume(" s\nnext"), (framed{1, false}));
+    EXPECT_EQ(f.buffered(), 4U);
+    EXPECT_EQ(f.consume("\n"), (framed{1, false}));
+    EXPECT_EQ(f.buffered(), 0U);
+}
+
+TEST(LineFramer, NewlineAloneEndsTheKeptLine) {
+    line_framer f(3);
+    EXPECT_EQ(f.consume("abc"), (framed{0, false}));
+    EXPECT_EQ(f.consume("\n\n"), (framed{2, false}));
+}
+
+TEST(LineFramer, CrlfSplitBetweenChunksDoesNotCountTheCarriageReturn) {
+    line_framer f(3);
+    EXPECT_EQ(f.consume("abc\r"), (framed{0, false}));
+    EXPECT_EQ(f.consume("\n"), (framed{1, false}));
+    EXPECT_EQ(f.consume("ab"), (framed{0, false}));
+    EXPECT_EQ(f.consume("c\r"), (framed{0, false}));
+    EXPECT_EQ(f.consume("\n"), (framed{1, false}));
+}
+
+TEST(LineFramer, LineOverTheLimitAcrossChunksIsRefused) {
+    line_framer f(4);
+    EXPECT_EQ(f.consume("ok\nabc"), (framed{1, false}));
+    EXPECT_EQ(f.consume("de\n"), (framed{0, true}));
+}
+
+TEST(LineFramer, EndlessLineIsRefusedWithoutItsNewline) {
+    line_framer f(4);
+    EXPECT_EQ(f.consume("abc"), (framed{0, false}));
+    EXPECT_EQ(f.consume("d\r"), (framed{0, false}));  // could still be "abcd\r\n"
+    EXPECT_EQ(f.consume("x"), (framed{0, true}));
+}
+
+TEST(LineFramer, RepliesBeforeARefusalAreOwed) {
+    line_framer f(2);
+    EXPECT_EQ(f.consume("a"), (framed{0, false}));
+    EXPECT_EQ(f.consume("\nb\ntoolong"), (framed{2, true}));
+}
+
+TEST(LineFramer, ALongLineIsKeptWholeUntilItsNewline) {
+    line_framer f(1 << 20);
+    const std::string piece(2048, 'x');
+    for (int i = 0; i < 256; ++i) ASSERT_EQ(f.consume(piece), (framed{0, false}));
+    EXPECT_EQ(f.buffered(), 256U * 2048U);
+    EXPECT_EQ(f.consume("\n"), (framed{1, false}));
+    EXPECT_EQ(f.buffered(), 0U);
+}
+
+TEST(LineFramer, EveryWayOfSplittingGivesTheSameReplies) {
+    const std::string input = "one\ntwo\r\n\nthree\nfour";
+    for (std::size_t cut = 0; cut <= input.size(); ++cut) {
+        line_framer f(5);
+        const auto first = f.consume(std::string_view(input).substr(0, cut));
+        const auto second = f.consume(std::string_view(input).substr(cut));
+        EXPECT_EQ(first.replies + second.replies, 4U) << "cut at " << cut;
+        EXPECT_FALSE(first.refuse || second.refuse) << "cut at " << cut;
+        EXPECT_EQ(f.buffered(), 4U) << "cut at " << cut;
+    }
+}
+
 }  // namespace
 }  // namespace hello
