@@ -1,7 +1,9 @@
 // hello-client: connects, sends a message N times in lockstep, prints every reply.
+#include "exit_code.hpp"
+#include "parse.hpp"
+
 #include <hello/client.hpp>
 #include <hello/error.hpp>
-#include <hello/parse.hpp>
 #include <hello/version.hpp>
 
 #include <utility>
@@ -23,6 +25,8 @@ namespace asio = boost::asio;
 
 namespace {
 
+using namespace hello::app;
+
 struct invocation {
     hello::client_options options;
     std::string message = "hello server";
@@ -31,7 +35,7 @@ struct invocation {
 };
 
 [[noreturn]] void usage_error(const std::string& what) {
-    throw hello::startup_error(hello::exit_code::usage, what);
+    throw startup_error(exit_code::usage, what);
 }
 
 std::optional<invocation> parse(int argc, char* argv[]) {
@@ -70,27 +74,28 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     invocation inv;
     try {
         if (vm.count("connect")) inv.options.server = hello::endpoint::parse(vm["connect"].as<std::string>());
-    } catch (const hello::startup_error& e) {
+    } catch (const hello::error& e) {
         usage_error(e.what());
     }
     if (vm.count("message")) inv.message = vm["message"].as<std::string>();
     if (vm.count("count")) {
         const auto text = vm["count"].as<std::string>();
-        const auto n = hello::parse_number<std::uint64_t>(text);
-        if (!n || *n < 1 || *n > 1'000'000'000) usage_error("invalid value '" + text + "' for --count");
+        const auto n = parse_number<std::uint64_t>(text);
+        if (!n || *n < 1 || *n > 1'000'000'000) usage_error("invalid value " + hello::in_quotes(text) + " for --count");
         inv.count = *n;
     }
     if (vm.count("framing")) {
         auto f = hello::parse_framing(vm["framing"].as<std::string>());
         if (!f)
-            usage_error("invalid value '" + vm["framing"].as<std::string>() + "' for --framing: expected raw or line");
+            usage_error("invalid value " + hello::in_quotes(vm["framing"].as<std::string>()) +
+                        " for --framing: expected raw or line");
         inv.options.framing = *f;
     }
     if (vm.count("timeout")) {
         const auto text = vm["timeout"].as<std::string>();
-        const auto timeout = hello::parse_seconds(text);
+        const auto timeout = parse_seconds(text);
         if (!timeout || timeout->count() == 0)
-            usage_error("invalid value '" + text + "' for --timeout: expected seconds above 0");
+            usage_error("invalid value " + hello::in_quotes(text) + " for --timeout: expected seconds above 0");
         inv.options.timeout = *timeout;
     }
     inv.json = vm.count("json") > 0;
@@ -132,6 +137,16 @@ void print_reply(const invocation& inv, std::uint64_t seq, const std::string& re
     std::fflush(stdout);
 }
 
+enum class stage { connecting, requesting };
+
+// The one place where what went wrong in the library becomes how this program exits.
+exit_code exit_code_for(const boost::system::error_code& ec, stage when) {
+    if (ec == asio::error::timed_out) return exit_code::temp_failure;
+    if (is_shortage(ec)) return exit_code::os_error;
+    // Connected, whatever goes wrong is the server not keeping to the protocol.
+    return when == stage::connecting ? exit_code::unavailable : exit_code::protocol;
+}
+
 // The whole conversation; returns the process's exit code.
 asio::awaitable<int> converse(const invocation& inv) {
     const auto where = inv.options.server.to_string();
@@ -140,12 +155,7 @@ asio::awaitable<int> converse(const invocation& inv) {
     hello::client client(ex, inv.options);
     if (auto ec = co_await client.connect()) {
         std::fprintf(stderr, "hello-client: cannot connect to %s: %s\n", where.c_str(), ec.message().c_str());
-        auto code = hello::exit_code::unavailable;
-        if (ec == asio::error::timed_out)
-            code = hello::exit_code::temp_failure;
-        else if (hello::is_resource_exhaustion(ec))
-            code = hello::exit_code::os_error;
-        co_return hello::to_int(code);
+        co_return to_int(exit_code_for(ec, stage::connecting));
     }
     std::string reply;
     for (std::uint64_t seq = 1; seq <= inv.count; ++seq) {
@@ -154,13 +164,13 @@ asio::awaitable<int> converse(const invocation& inv) {
         if (ec == asio::error::timed_out) {
             std::fprintf(stderr, "hello-client: no reply from %s within the timeout (request %llu)\n", where.c_str(),
                          static_cast<unsigned long long>(seq));
-            co_return hello::to_int(hello::exit_code::temp_failure);
+            co_return to_int(exit_code_for(ec, stage::requesting));
         }
         if (ec) {
             std::fprintf(stderr, "hello-client: request %llu to %s: %s (got %s)\n",
                          static_cast<unsigned long long>(seq), where.c_str(), ec.message().c_str(),
                          json_string(reply).c_str());
-            co_return hello::to_int(hello::exit_code::protocol);
+            co_return to_int(exit_code_for(ec, stage::requesting));
         }
         print_reply(inv, seq, reply, std::chrono::steady_clock::now() - sent);
     }
@@ -169,9 +179,9 @@ asio::awaitable<int> converse(const invocation& inv) {
 }
 
 // One line on stderr, then the exit code that goes with it.
-int report(const hello::startup_error& e) {
+int report(const startup_error& e) {
     std::fprintf(stderr, "hello-client: %s\n", e.what());
-    return hello::to_int(e.code());
+    return to_int(e.code());
 }
 
 }  // namespace
@@ -181,22 +191,22 @@ int main(int argc, char* argv[]) {
         const auto inv = parse(argc, argv);
         if (!inv) return 0;
         asio::io_context ctx(1);
-        int status = hello::to_int(hello::exit_code::software);
+        int status = to_int(exit_code::software);
         asio::co_spawn(ctx, converse(*inv), [&](std::exception_ptr e, int rc) {
             if (e) std::rethrow_exception(e);
             status = rc;
         });
         ctx.run();
         return status;
-    } catch (const hello::startup_error& e) {
+    } catch (const startup_error& e) {
         return report(e);
     } catch (const boost::system::system_error& e) {
-        return report(hello::uncaught_system_error(e.code(), e.what()));
+        return report(uncaught_system_error(e.code(), e.what()));
     } catch (const std::system_error& e) {
-        return report(hello::uncaught_system_error(e.code(), e.what()));
+        return report(uncaught_system_error(e.code(), e.what()));
     } catch (const std::bad_alloc&) {
-        return report({hello::exit_code::os_error, "cannot run: out of memory"});
+        return report({exit_code::os_error, "cannot run: out of memory"});
     } catch (const std::exception& e) {
-        return report({hello::exit_code::software, std::string("internal error: ") + e.what()});
+        return report({exit_code::software, std::string("internal error: ") + e.what()});
     }
 }

@@ -1,33 +1,59 @@
 // hello-server: reads its configuration, binds every endpoint, serves until SIGTERM/SIGINT.
-#include <hello/config.hpp>
+#include "exit_code.hpp"
+#include "logging.hpp"
+#include "server_options.hpp"
+
 #include <hello/error.hpp>
-#include <hello/logging.hpp>
 #include <hello/server.hpp>
 #include <hello/version.hpp>
 
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
-#include <cstring>
-#include <string>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <new>
+#include <string>
 #include <system_error>
-#include <thread>
-#include <vector>
 
 #include <sys/resource.h>
 
 extern char** environ;
 
 namespace {
+
+using namespace hello::app;
+
+// The one place where what went wrong in the library becomes how this program exits.
+exit_code exit_code_for(const boost::system::error_code& ec) {
+    if (ec.category() == hello::category()) {
+        switch (static_cast<hello::errc>(ec.value())) {
+            case hello::errc::bad_endpoint:
+            case hello::errc::name_too_long:
+            case hello::errc::host_not_found:
+                return exit_code::config;
+            case hello::errc::endpoint_in_use:
+            case hello::errc::not_a_socket:
+            case hello::errc::socket_replaced:
+            case hello::errc::resolver_failed:
+                return exit_code::unavailable;
+            case hello::errc::unexpected_reply:
+            case hello::errc::closed_early:
+                return exit_code::software;
+        }
+    }
+    if (is_shortage(ec)) return exit_code::os_error;
+    // A missing directory is the configuration's fault; the rest is about the endpoint.
+    namespace sys = boost::system::errc;
+    if (ec == sys::no_such_file_or_directory || ec == sys::not_a_directory) return exit_code::config;
+    return exit_code::unavailable;
+}
 
 // Many clients means many descriptors: take the whole hard limit, as redis and nginx do.
 void raise_descriptor_limit() {
@@ -63,46 +89,22 @@ void on_signal(boost::asio::signal_set& signals, hello::server& server, bool sto
     });
 }
 
-// The io_context's other threads, all started before anything is served: a system that
-// cannot give them all is a start-up error (71), not a server running on fewer threads than
-// its start-up line says.
-std::vector<std::jthread> start_workers(boost::asio::io_context& ctx, unsigned count) {
-    std::vector<std::jthread> workers;
-    workers.reserve(count);
-    try {
-        for (unsigned i = 0; i < count; ++i) workers.emplace_back([&ctx] { ctx.run(); });
-    } catch (const std::system_error& e) {
-        ctx.stop();
-        throw hello::startup_error(hello::exit_code::os_error,
-                                   "cannot start thread " + std::to_string(workers.size() + 2) + " of " +
-                                       std::to_string(count + 1) + ": " + e.code().message());
-    }
-    return workers;
-}
-
 int serve(const hello::server_config& config) {
     boost::asio::io_context ctx(static_cast<int>(config.threads));
     hello::server server(ctx, config);
     boost::asio::signal_set signals(ctx, SIGINT, SIGTERM);
     for (int harmless : {SIGHUP, SIGUSR1, SIGUSR2}) signals.add(harmless);
     on_signal(signals, server, false);
-
-    auto idle = boost::asio::make_work_guard(ctx);  // the workers wait for work until start()
-    auto workers = start_workers(ctx, config.threads - 1);
-    server.start();
-    idle.reset();
-    ctx.run();
-    workers.clear();
-
+    server.run();
     const auto stats = server.stats();
     spdlog::info("stopped: served {} connections and {} requests", stats.connections, stats.requests);
     return 0;
 }
 
 // One line on stderr, then the exit code that goes with it.
-int report(const hello::startup_error& e) {
+int report(const startup_error& e) {
     std::fprintf(stderr, "hello-server: %s\n", e.what());
-    return hello::to_int(e.code());
+    return to_int(e.code());
 }
 
 }  // namespace
@@ -110,8 +112,8 @@ int report(const hello::startup_error& e) {
 int main(int argc, char* argv[]) {
     std::signal(SIGPIPE, SIG_IGN);
     try {
-        const auto inv = hello::parse_server_invocation(argc, argv, environ);
-        using action = hello::server_invocation::action;
+        const auto inv = parse_server_invocation(argc, argv, environ);
+        using action = server_invocation::action;
         switch (inv.what) {
             case action::help:
                 std::cout << inv.help_text;
@@ -120,25 +122,27 @@ int main(int argc, char* argv[]) {
                 std::cout << "hello-server " << hello::version << "\n";
                 return 0;
             case action::print_config:
-                std::cout << hello::describe(inv);
+                std::cout << describe(inv);
                 return 0;
             case action::check_config:
                 return 0;
             case action::run:
                 break;
         }
-        hello::init_logging(inv.config.log_level);
+        init_logging(inv.log_level);
         raise_descriptor_limit();
         return serve(inv.config);
-    } catch (const hello::startup_error& e) {
+    } catch (const startup_error& e) {
         return report(e);
+    } catch (const hello::error& e) {
+        return report({exit_code_for(e.code()), e.what()});
     } catch (const boost::system::system_error& e) {
-        return report(hello::uncaught_system_error(e.code(), e.what()));
+        return report(uncaught_system_error(e.code(), e.what()));
     } catch (const std::system_error& e) {
-        return report(hello::uncaught_system_error(e.code(), e.what()));
+        return report(uncaught_system_error(e.code(), e.what()));
     } catch (const std::bad_alloc&) {
-        return report({hello::exit_code::os_error, "cannot run: out of memory"});
+        return report({exit_code::os_error, "cannot run: out of memory"});
     } catch (const std::exception& e) {
-        return report({hello::exit_code::software, std::string("internal error: ") + e.what()});
+        return report({exit_code::software, std::string("internal error: ") + e.what()});
     }
 }

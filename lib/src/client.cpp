@@ -11,20 +11,6 @@ using namespace detail;
 
 namespace {
 
-class client_category_impl : public boost::system::error_category {
-public:
-    [[nodiscard]] const char* name() const noexcept override { return "hello.client"; }
-    [[nodiscard]] std::string message(int ev) const override {
-        switch (static_cast<client_errc>(ev)) {
-            case client_errc::unexpected_reply:
-                return "unexpected reply";
-            case client_errc::closed_early:
-                return "connection closed before the reply was complete";
-        }
-        return "unknown client error";
-    }
-};
-
 // A full UNIX backlog: the listener is alive and will take us shortly. Boost 1.80+ maps
 // connect()'s EAGAIN to in_progress, after which the connect "succeeds" on a socket that is
 // not connected; older releases said no_buffer_space. All of them are worth another try.
@@ -41,20 +27,12 @@ constexpr std::size_t max_reply_line = 64 * 1024;
 
 }  // namespace
 
-const boost::system::error_category& client_category() noexcept {
-    static const client_category_impl category;
-    return category;
-}
-
-error_code make_error_code(client_errc e) noexcept {
-    return {static_cast<int>(e), client_category()};
-}
-
 struct client::impl {
     impl(asio::any_io_executor e, client_options o)
-        : ex(std::move(e)), options(std::move(o)), socket(ex), deadline(ex) {}
+        : ex(std::move(e)), options(std::move(o)), socket(ex), resolver(ex), deadline(ex) {}
 
-    // Watchdog: when the deadline passes, pending I/O is cancelled and reported as a timeout.
+    // Watchdog: when the deadline passes, pending I/O (a name lookup included) is cancelled
+    // and reported as a timeout.
     void arm(std::chrono::steady_clock::duration after) {
         timed_out = false;
         deadline.expires_after(after);
@@ -63,6 +41,7 @@ struct client::impl {
             timed_out = true;
             error_code ignored;
             socket.cancel(ignored);
+            resolver.cancel();
         });
     }
     void disarm() {
@@ -71,6 +50,8 @@ struct client::impl {
     }
     error_code outcome(const error_code& ec) const { return timed_out ? asio::error::timed_out : ec; }
 
+    asio::awaitable<error_code> resolve_server(std::vector<protocol::endpoint>& out,
+                                               std::chrono::steady_clock::time_point give_up);
     asio::awaitable<error_code> connect_once(const protocol::endpoint& addr,
                                              std::chrono::steady_clock::time_point give_up);
     asio::awaitable<error_code> read_raw_reply(std::string& reply);
@@ -79,6 +60,7 @@ struct client::impl {
     asio::any_io_executor ex;
     client_options options;
     stream_socket socket;
+    asio::ip::tcp::resolver resolver;
     asio::steady_timer deadline;
     std::uint64_t armed = 0;
     bool timed_out = false;
@@ -90,6 +72,25 @@ client::client(asio::any_io_executor ex, client_options options)
 client::~client() = default;
 client::client(client&&) noexcept = default;
 client& client::operator=(client&&) noexcept = default;
+
+// The addresses to try, looked up without blocking the caller's thread.
+asio::awaitable<error_code> client::impl::resolve_server(std::vector<protocol::endpoint>& out,
+                                                         std::chrono::steady_clock::time_point give_up) {
+    if (options.server.is_unix()) {
+        out = {unix_sockaddr(options.server.as_unix())};
+        co_return error_code{};
+    }
+    const auto& where = options.server.as_tcp();
+    arm(give_up - std::chrono::steady_clock::now());
+    auto [ec, results] = co_await resolver.async_resolve(where.host, std::to_string(where.port),
+                                                         asio::ip::tcp::resolver::numeric_service, nothrow);
+    disarm();
+    if (timed_out) co_return asio::error::timed_out;
+    if (ec || results.empty())
+        co_return make_error_code(!ec || is_no_such_host(ec) ? errc::host_not_found : errc::resolver_failed);
+    for (const auto& r : results) out.emplace_back(r.endpoint().data(), r.endpoint().size());
+    co_return error_code{};
+}
 
 asio::awaitable<error_code> client::impl::connect_once(const protocol::endpoint& addr,
                                                        std::chrono::steady_clock::time_point give_up) {
@@ -104,20 +105,15 @@ asio::awaitable<error_code> client::impl::connect_once(const protocol::endpoint&
     // See is_transient(): only a peer address proves the connection exists.
     socket.remote_endpoint(ec);
     if (ec) co_return ec;
-    const int family = addr.data()->sa_family;
-    if (family == AF_INET || family == AF_INET6) socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    send_without_delay(socket);
     co_return error_code{};
 }
 
 asio::awaitable<error_code> client::connect() {
     auto& self = *impl_;
-    std::vector<protocol::endpoint> addrs;
-    try {
-        addrs = resolve(self.options.server, false);
-    } catch (const startup_error&) {
-        co_return asio::error::host_not_found;
-    }
     const auto give_up = std::chrono::steady_clock::now() + self.options.timeout;
+    std::vector<protocol::endpoint> addrs;
+    if (auto ec = co_await self.resolve_server(addrs, give_up)) co_return ec;
     auto backoff = std::chrono::milliseconds(1);
     for (;;) {
         error_code ec;
@@ -143,30 +139,30 @@ asio::awaitable<error_code> client::impl::read_raw_reply(std::string& reply) {
     char buf[1024];
     while (reply.size() < raw_reply.size() && raw_reply.starts_with(reply)) {
         auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), nothrow);
-        if (ec == asio::error::eof) co_return make_error_code(client_errc::closed_early);
+        if (ec == asio::error::eof) co_return make_error_code(errc::closed_early);
         if (ec) co_return outcome(ec);
         reply.append(buf, n);
     }
-    co_return reply == raw_reply ? error_code{} : make_error_code(client_errc::unexpected_reply);
+    co_return reply == raw_reply ? error_code{} : make_error_code(errc::unexpected_reply);
 }
 
 asio::awaitable<error_code> client::impl::read_line_reply(std::string& reply) {
     auto [ec, n] = co_await asio::async_read_until(socket, asio::dynamic_buffer(inbox, max_reply_line), '\n', nothrow);
     if (ec == asio::error::eof) {
         reply = std::exchange(inbox, {});
-        co_return make_error_code(client_errc::closed_early);
+        co_return make_error_code(errc::closed_early);
     }
     if (ec == asio::error::not_found) {
         // max_reply_line bytes and no newline: no reply of ours looks like that.
         reply.assign(inbox, 0, line_reply.size() * 2);
         inbox.clear();
-        co_return make_error_code(client_errc::unexpected_reply);
+        co_return make_error_code(errc::unexpected_reply);
     }
     if (ec) co_return outcome(ec);
     reply.assign(inbox, 0, n - 1);
     inbox.erase(0, n);
     if (reply.ends_with('\r')) reply.pop_back();
-    co_return reply + "\n" == line_reply ? error_code{} : make_error_code(client_errc::unexpected_reply);
+    co_return reply + "\n" == line_reply ? error_code{} : make_error_code(errc::unexpected_reply);
 }
 
 asio::awaitable<error_code> client::request(std::string_view message, std::string& reply) {

@@ -7,7 +7,7 @@ namespace hello {
 namespace {
 
 [[noreturn]] void bad_endpoint(std::string_view text, std::string_view why) {
-    throw startup_error(exit_code::config, "bad endpoint " + in_quotes(text) + ": " + std::string(why));
+    throw error(errc::bad_endpoint, "bad endpoint " + in_quotes(text) + ": " + std::string(why));
 }
 
 unix_address parse_unix(std::string_view text, std::string_view rest) {
@@ -17,10 +17,9 @@ unix_address parse_unix(std::string_view text, std::string_view rest) {
     unix_address a{std::string(abstract ? rest.substr(1) : rest), abstract};
     if (abstract && a.name.empty()) bad_endpoint(text, "empty abstract socket name");
     if (a.name.size() > endpoint::max_unix_name) {
-        throw startup_error(exit_code::config, std::string(abstract ? "abstract socket name " : "socket path ") +
-                                                   in_quotes(a.name) + " is " + std::to_string(a.name.size()) +
-                                                   " bytes long; the limit is " +
-                                                   std::to_string(endpoint::max_unix_name));
+        throw error(errc::name_too_long, std::string(abstract ? "abstract socket name " : "socket path ") +
+                                             in_quotes(a.name) + " is " + std::to_string(a.name.size()) +
+                                             " bytes long; the limit is " + std::to_string(endpoint::max_unix_name));
     }
     return a;
 }

@@ -13,14 +13,7 @@ namespace hello::detail {
 namespace {
 
 [[noreturn]] void cannot_listen(const endpoint& ep, const error_code& ec) {
-    // A missing directory is the configuration's fault; the rest is about the endpoint, or
-    // about what the system has left to give.
-    auto code = exit_code::unavailable;
-    if (ec == boost::system::errc::no_such_file_or_directory || ec == boost::system::errc::not_a_directory)
-        code = exit_code::config;
-    else if (is_resource_exhaustion(ec))
-        code = exit_code::os_error;
-    throw startup_error(code, "cannot listen on " + printable(ep.to_string()) + ": " + ec.message());
+    throw error(ec, "cannot listen on " + printable(ep.to_string()) + ": " + ec.message());
 }
 
 // Gives the socket file just bound its mode, and nothing else: whoever can write to the
@@ -39,9 +32,9 @@ void set_socket_mode(const endpoint& ep, unsigned mode) {
     const int err = errno;
     ::close(fd);
     if (!ours)
-        throw startup_error(exit_code::unavailable, "cannot listen on " + printable(ep.to_string()) +
-                                                        ": the socket file was replaced while starting; not "
-                                                        "changing the mode of what is there now");
+        throw error(errc::socket_replaced, "cannot listen on " + printable(ep.to_string()) +
+                                               ": the socket file was replaced while starting; not changing the "
+                                               "mode of what is there now");
     if (rc != 0) cannot_listen(ep, error_code(err, boost::system::system_category()));
 }
 
@@ -57,7 +50,7 @@ listener listen_on(asio::io_context& ctx, const endpoint& ep, const protocol::en
     l.socket.open(addr.protocol(), ec);
     if (!ec && l.is_tcp) l.socket.set_option(asio::socket_base::reuse_address(true), ec);
     // An IPv6 listener serves IPv6 only, so that tcp:0.0.0.0:P and tcp:[::]:P can both be listed.
-    if (!ec && addr.data()->sa_family == AF_INET6) l.socket.set_option(asio::ip::v6_only(true), ec);
+    if (!ec && is_ipv6(addr)) l.socket.set_option(asio::ip::v6_only(true), ec);
     if (!ec) l.socket.bind(addr, ec);
     if (ec) cannot_listen(ep, ec);
     if (filesystem_socket) set_socket_mode(ep, cfg.socket_mode);

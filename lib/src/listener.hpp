@@ -18,8 +18,8 @@ struct listener {
     bool is_tcp = false;
 };
 
-// Binds and listens on every address `ep` names. Throws startup_error: exit_code::config
-// for what the configuration got wrong, exit_code::unavailable for what is taken or denied.
+// Binds and listens on every address `ep` names. Throws hello::error with the system's error
+// (address in use, permission denied, no such directory, ...) or an errc.
 std::vector<listener> open_listeners(asio::io_context& ctx, const endpoint& ep, const server_config& cfg);
 
 }  // namespace hello::detail

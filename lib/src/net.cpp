@@ -13,6 +13,34 @@
 
 namespace hello::detail {
 
+bool is_no_such_host(const error_code& ec) noexcept {
+    return ec == asio::error::host_not_found || ec == asio::error::no_data;
+}
+
+bool is_unix(const protocol::endpoint& addr) noexcept {
+    return addr.data()->sa_family == AF_UNIX;
+}
+
+bool is_ip(const protocol::endpoint& addr) noexcept {
+    return addr.data()->sa_family == AF_INET || addr.data()->sa_family == AF_INET6;
+}
+
+bool is_ipv6(const protocol::endpoint& addr) noexcept {
+    return addr.data()->sa_family == AF_INET6;
+}
+
+bool is_unix(const stream_socket& socket) noexcept {
+    error_code ec;
+    const auto local = socket.local_endpoint(ec);
+    return !ec && is_unix(local);
+}
+
+void send_without_delay(stream_socket& socket) noexcept {
+    error_code ec;
+    const auto local = socket.local_endpoint(ec);
+    if (!ec && is_ip(local)) socket.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
 protocol::endpoint unix_sockaddr(const unix_address& a) {
     // Built by hand: Asio's local endpoint counts an abstract name's leading NUL against the
     // 107 bytes it allows, so the longest names the kernel takes would not fit.
@@ -36,8 +64,10 @@ std::vector<protocol::endpoint> resolve(const endpoint& ep, bool passive) {
     auto flags = asio::ip::tcp::resolver::numeric_service;
     if (passive) flags |= asio::ip::tcp::resolver::passive;
     const auto results = resolver.resolve(t.host, std::to_string(t.port), flags, ec);
-    if (ec || results.empty())
-        throw startup_error(exit_code::config, "cannot resolve " + in_quotes(ep.to_string()) + ": " + ec.message());
+    if (ec || results.empty()) {
+        const auto code = !ec || is_no_such_host(ec) ? make_error_code(errc::host_not_found) : ec;
+        throw error(code, "cannot resolve " + in_quotes(ep.to_string()) + ": " + (ec ? ec : code).message());
+    }
     std::vector<protocol::endpoint> out;
     for (const auto& r : results) {
         const auto addr = r.endpoint();
@@ -48,8 +78,7 @@ std::vector<protocol::endpoint> resolve(const endpoint& ep, bool passive) {
 }
 
 endpoint to_endpoint(const protocol::endpoint& addr) {
-    const int family = addr.data()->sa_family;
-    if (family == AF_INET || family == AF_INET6) {
+    if (is_ip(addr)) {
         asio::ip::tcp::endpoint tcp;
         std::memcpy(tcp.data(), addr.data(), addr.size());
         tcp.resize(addr.size());

@@ -42,11 +42,23 @@ using stream_socket = protocol::socket;
 using acceptor = asio::basic_socket_acceptor<protocol>;
 using timer = asio::steady_timer;
 
+// The resolver's way of saying that a name has no address (as opposed to failing to ask).
+[[nodiscard]] bool is_no_such_host(const error_code& ec) noexcept;
+
+// The address family, asked in one place.
+[[nodiscard]] bool is_unix(const protocol::endpoint& addr) noexcept;
+[[nodiscard]] bool is_ip(const protocol::endpoint& addr) noexcept;
+[[nodiscard]] bool is_ipv6(const protocol::endpoint& addr) noexcept;
+[[nodiscard]] bool is_unix(const stream_socket& socket) noexcept;
+
+// Sends each request or reply at once over TCP (no Nagle delay); nothing for UNIX sockets.
+void send_without_delay(stream_socket& socket) noexcept;
+
 // The socket address of a UNIX endpoint, names of the full 107 bytes included.
 protocol::endpoint unix_sockaddr(const unix_address& a);
 
 // The socket addresses an endpoint names (one for UNIX, one per resolved address for TCP).
-// Throws startup_error(exit_code::config) when a TCP host does not resolve.
+// Throws hello::error: errc::host_not_found, or the resolver's own failure.
 std::vector<protocol::endpoint> resolve(const endpoint& ep, bool passive);
 
 // The endpoint a socket address stands for, e.g. to report an ephemeral port.

@@ -4,7 +4,12 @@
 #include "listener.hpp"
 #include "session.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <spdlog/spdlog.h>
+
+#include <string>
+#include <system_error>
+#include <thread>
 
 namespace hello {
 
@@ -12,10 +17,7 @@ using namespace detail;
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
     impl(asio::io_context& c, server_config cfg)
-        : ctx(c),
-          control(asio::make_strand(c)),
-          state(std::make_shared<server_state>(std::move(cfg))),
-          drain_timer(control) {}
+        : ctx(c), control(asio::make_strand(c)), state(std::make_shared<server_state>(std::move(cfg), control)) {}
 
     // Connections get a strand each only when several threads could run them at once.
     asio::any_io_executor new_executor() {
@@ -24,18 +26,20 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     }
 
     static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, listener& l);
+    static asio::awaitable<void> stop_sequence(std::shared_ptr<impl> self);
     void serve(stream_socket socket, const listener& l);
     void accept_backlog(listener& l);
-    void begin_stop();
-    void close_all();
-    void check_stopped();
+    void close_listeners();
+    void for_each_session(void (session::*action)());
+    asio::awaitable<void> all_closed_within(std::chrono::steady_clock::duration limit);
 
     asio::io_context& ctx;
-    asio::any_io_executor control;  // serialises listeners, stop and the drain timer
+    asio::any_io_executor control;  // serialises listeners and the stop
     std::shared_ptr<server_state> state;
     std::vector<listener> listeners;
     std::vector<endpoint> endpoints;
-    timer drain_timer;
+    bool stop_started = false;
+    bool hurry = false;  // a second stop request: stop waiting for the drain
     std::vector<std::function<void()>> on_stopped;
 };
 
@@ -67,10 +71,7 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, list
 }
 
 void server::impl::serve(stream_socket socket, const listener& l) {
-    if (l.is_tcp) {
-        error_code ec;
-        socket.set_option(asio::ip::tcp::no_delay(true), ec);
-    }
+    if (l.is_tcp) send_without_delay(socket);
     const auto id = state->accepted.fetch_add(1, std::memory_order_relaxed) + 1;
     session::start(std::move(socket), state, id);
 }
@@ -88,35 +89,51 @@ void server::impl::accept_backlog(listener& l) {
         spdlog::warn("accept on {} while stopping failed: {}", l.where.to_string(), ec.message());
 }
 
-void server::impl::begin_stop() {
-    if (state->stopping.exchange(true)) return;
+// Socket files go at once, so that a replacement server can start while this one drains.
+void server::impl::close_listeners() {
     for (auto& l : listeners) {
         accept_backlog(l);
         error_code ec;
         l.socket.close(ec);
         if (l.claim) l.claim->release();
     }
-    spdlog::info("stopping: no longer accepting; draining {} open connections (up to {} ms)", state->open.load(),
-                 state->config.drain_timeout.count());
-    state->for_each([](const std::shared_ptr<session>& s) { asio::post(s->executor(), [s] { s->drain(); }); });
-    drain_timer.expires_after(state->config.drain_timeout);
-    drain_timer.async_wait([self = shared_from_this()](error_code ec) {
-        if (ec) return;
-        if (const auto left = self->state->open.load(); left > 0)
+}
+
+void server::impl::for_each_session(void (session::*action)()) {
+    for (auto& s : state->open_sessions()) asio::post(s->executor(), [s, action] { (*s.*action)(); });
+}
+
+// Returns once no connection is open, a second stop request hurries, or `limit` passes.
+asio::awaitable<void> server::impl::all_closed_within(std::chrono::steady_clock::duration limit) {
+    state->drained.expires_after(limit);
+    while (state->open.load() > 0 && !hurry) {
+        auto [ec] = co_await state->drained.async_wait(nothrow);
+        if (!ec) co_return;  // the time is up; a cancel means "look again"
+    }
+}
+
+// The whole stop, in order: stop accepting and release socket files; ask every connection
+// to drain; wait for them within the drain timeout; close what is left; done.
+asio::awaitable<void> server::impl::stop_sequence(std::shared_ptr<impl> self) {
+    auto& state = *self->state;
+    state.stopping = true;
+    self->close_listeners();
+    spdlog::info("stopping: no longer accepting; draining {} open connections (up to {} ms)", state.open.load(),
+                 state.config.drain_timeout.count());
+    self->for_each_session(&session::drain);
+    co_await self->all_closed_within(state.config.drain_timeout);
+    if (const auto left = state.open.load(); left > 0) {
+        if (self->hurry)
+            spdlog::warn("closing {} connections now", left);
+        else
             spdlog::warn("drain timeout: closing {} connections still open", left);
-        self->close_all();
-    });
-    check_stopped();
-}
-
-void server::impl::close_all() {
-    state->for_each([](const std::shared_ptr<session>& s) { asio::post(s->executor(), [s] { s->close(); }); });
-}
-
-void server::impl::check_stopped() {
-    if (!state->stopping || state->open.load() > 0) return;
-    drain_timer.cancel();
-    for (auto& fn : std::exchange(on_stopped, {}))
+        self->for_each_session(&session::close);
+        while (state.open.load() > 0) {
+            self->hurry = false;  // closing is all a second request could ask for
+            co_await self->all_closed_within(std::chrono::hours(24));
+        }
+    }
+    for (auto& fn : std::exchange(self->on_stopped, {}))
         if (fn) fn();
 }
 
@@ -128,10 +145,6 @@ server::server(asio::io_context& ctx, server_config config) : impl_(std::make_sh
             impl_->listeners.push_back(std::move(l));
         }
     }
-    std::weak_ptr<impl> weak = impl_;
-    impl_->state->on_session_closed = [weak] {
-        if (auto self = weak.lock()) asio::post(self->control, [self] { self->check_stopped(); });
-    };
 }
 
 server::~server() {
@@ -152,18 +165,41 @@ void server::start() {
     for (auto& l : impl_->listeners) asio::co_spawn(impl_->control, impl::accept_loop(impl_, l), asio::detached);
 }
 
+void server::run() {
+    // Every thread is started before anything is served: a system that cannot give them all
+    // is a start-up error, not a server running on fewer threads than it says.
+    auto idle = asio::make_work_guard(impl_->ctx);
+    std::vector<std::jthread> workers;
+    const auto extra = impl_->state->config.threads - 1;
+    workers.reserve(extra);
+    try {
+        for (unsigned i = 0; i < extra; ++i) workers.emplace_back([this] { impl_->ctx.run(); });
+    } catch (const std::system_error& e) {
+        impl_->ctx.stop();
+        throw error(e.code(), "cannot start thread " + std::to_string(workers.size() + 2) + " of " +
+                                  std::to_string(extra + 1) + ": " + e.code().message());
+    }
+    start();
+    idle.reset();
+    impl_->ctx.run();
+}
+
 void server::stop(std::function<void()> on_stopped) {
     asio::post(impl_->control, [self = impl_, fn = std::move(on_stopped)]() mutable {
         self->on_stopped.push_back(std::move(fn));
-        self->begin_stop();
-        self->check_stopped();
+        if (std::exchange(self->stop_started, true)) return;
+        asio::co_spawn(self->control, impl::stop_sequence(self), asio::detached);
     });
 }
 
 void server::abort() {
     asio::post(impl_->control, [self = impl_] {
-        self->begin_stop();
-        self->close_all();
+        self->hurry = true;
+        if (std::exchange(self->stop_started, true)) {
+            self->state->drained.cancel();
+            return;
+        }
+        asio::co_spawn(self->control, impl::stop_sequence(self), asio::detached);
     });
 }
 

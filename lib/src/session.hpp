@@ -1,55 +1,23 @@
 #pragma once
 
 #include "net.hpp"
+#include "server_state.hpp"
 
-#include <hello/config.hpp>
-
-#include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
 #include <string_view>
 
 namespace hello::detail {
 
-class session;
-
-// What every connection shares: the settings, the counters, and the list of who is open,
-// so that a stop can reach each connection. Safe to use from any thread.
-class server_state {
-public:
-    using handle = std::list<std::weak_ptr<session>>::iterator;
-
-    explicit server_state(server_config c) : config(std::move(c)) {}
-
-    handle add(const std::shared_ptr<session>& s);
-    void remove(handle h);
-
-    // Calls `fn` with every open session; it runs under the lock, so it should only post.
-    void for_each(const std::function<void(const std::shared_ptr<session>&)>& fn);
-
-    const server_config config;
-    // Once `stopping`, runs after each session has closed, on that session's executor.
-    std::function<void()> on_session_closed;
-    std::atomic<bool> stopping{false};
-    std::atomic<std::uint64_t> accepted{0};
-    std::atomic<std::uint64_t> answered{0};
-    std::atomic<std::uint64_t> open{0};
-
-private:
-    std::mutex mutex_;
-    std::list<std::weak_ptr<session>> sessions_;
-};
-
 // One connection, from accept to close: reads requests, answers each with `hello client`.
 //
-// Idle connections hold no buffer: raw framing on one thread reads into a shared discard
-// buffer; otherwise a session waits for readability and reads into a per-thread scratch
-// buffer. Only an unfinished line is kept, by the line framer. drain() and close() must run on the session's executor.
+// Two questions, answered once each. How to frame: a framer (raw_framer, line_framer) turns
+// the bytes of each read into replies owed. How to read: raw framing on one thread reads
+// blind into the thread's buffer; everything else waits for readability, then reads into
+// it. Either way an idle connection holds no buffer. drain() and close() must run on the
+// session's executor.
 class session : public std::enable_shared_from_this<session> {
 public:
     session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
@@ -57,7 +25,8 @@ public:
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
-    // Registers the connection and spawns its coroutine on the socket's executor.
+    // Registers the connection and spawns its coroutine on the socket's executor. A session
+    // started once the server is stopping drains from the start.
     static void start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
 
     [[nodiscard]] asio::any_io_executor executor() { return socket_.get_executor(); }
@@ -68,22 +37,17 @@ public:
     void close();
 
 private:
+    enum class read_result { data, closed, look_again };
+
     static asio::awaitable<void> run(std::shared_ptr<session> self);
-    asio::awaitable<void> serve_raw_one_thread();
-    asio::awaitable<void> serve_raw_threaded();
-    asio::awaitable<void> serve_line();
-    // Waits until request bytes can be read; false when the connection is over (peer gone,
-    // error, or stopping with nothing more sent).
-    asio::awaitable<bool> wait_readable();
-    // What has arrived, in this thread's scratch buffer until the next suspension; empty when
-    // the connection is over, nullopt when nothing is there after all.
-    std::optional<std::string_view> read_available();
-    bool make_reads_nonblocking();
+    // The whole life of the connection, one coroutine: a nested coroutine per request would
+    // cost a frame and a resumption each.
+    template <typename Framer>
+    asio::awaitable<void> serve(Framer framer);
     [[nodiscard]] bool request_may_follow();
-    [[nodiscard]] std::optional<std::size_t> read_outcome(const error_code& ec, std::size_t n);
+    [[nodiscard]] read_result classify(const error_code& ec, std::size_t n);
     void count_answered(std::size_t requests);
     bool written(const error_code& ec);
-    asio::awaitable<bool> send_replies(std::size_t count, bool then_refuse);
     [[nodiscard]] std::string describe_peer();
 
     stream_socket socket_;

@@ -1,11 +1,11 @@
 #include "socket_path_claim.hpp"
 
 #include <hello/error.hpp>
-#include <hello/parse.hpp>
 
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -28,13 +28,17 @@ std::string lock_path_for(const std::string& path) {
     return path + ".lock";
 }
 
-bool is_shortage(int err) {
-    return is_resource_exhaustion(boost::system::error_code(err, boost::system::system_category()));
+boost::system::error_code system_error_code(int err) {
+    return {err, boost::system::system_category()};
 }
 
-[[noreturn]] void unavailable(const std::string& path, std::string_view why, int err = 0) {
-    const auto code = is_shortage(err) ? exit_code::os_error : exit_code::unavailable;
-    throw startup_error(code, "cannot listen on unix:" + printable(path) + ": " + std::string(why));
+bool is_shortage(int err) {
+    return is_resource_exhaustion(system_error_code(err));
+}
+
+// `code`: an errc, or the system error that stopped us.
+[[noreturn]] void unavailable(const std::string& path, std::string_view why, boost::system::error_code code) {
+    throw error(code, "cannot listen on unix:" + printable(path) + ": " + std::string(why));
 }
 
 // The pid the lock file names, as a number: anyone who can write the file could otherwise
@@ -44,13 +48,16 @@ std::string read_pid(int fd) {
     const auto n = ::pread(fd, buf, sizeof buf - 1, 0);
     std::string_view text(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
     if (text.ends_with('\n')) text.remove_suffix(1);
-    const auto pid = parse_number<unsigned>(text);
-    return pid && *pid > 0 ? std::to_string(*pid) : "unknown";
+    unsigned pid = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+    const bool number = !text.empty() && ec == std::errc{} && end == text.data() + text.size() && pid > 0;
+    return number ? std::to_string(pid) : "unknown";
 }
 
 // A socket file is removed only when we know nobody listens on it; not knowing is no licence.
 [[noreturn]] void cannot_tell(const std::string& path, int err) {
-    unavailable(path, std::string("cannot tell whether a server listens on it: ") + std::strerror(err), err);
+    unavailable(path, std::string("cannot tell whether a server listens on it: ") + std::strerror(err),
+                system_error_code(err));
 }
 
 // True when /proc/net/unix lists a listening socket bound to `path`. Asked first because it
@@ -121,14 +128,17 @@ held_lock lock_beside(const std::string& path) {
         }
         if (fd < 0) {
             const int err = errno;
-            unavailable(path, "cannot open lock file " + in_quotes(lock_path) + ": " + std::strerror(err), err);
+            unavailable(path, "cannot open lock file " + in_quotes(lock_path) + ": " + std::strerror(err),
+                        system_error_code(err));
         }
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
             const int err = errno;
             const auto pid = read_pid(fd);
             ::close(fd);
-            if (err == EWOULDBLOCK) unavailable(path, "in use by a live server (pid " + pid + ")");
-            unavailable(path, "cannot lock " + in_quotes(lock_path) + ": " + std::strerror(err));
+            if (err == EWOULDBLOCK)
+                unavailable(path, "in use by a live server (pid " + pid + ")", errc::endpoint_in_use);
+            unavailable(path, "cannot lock " + in_quotes(lock_path) + ": " + std::strerror(err),
+                        system_error_code(err));
         }
         struct stat held {};
         struct stat named {};
@@ -143,12 +153,17 @@ void remove_stale_socket(const std::string& path) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
         if (errno == ENOENT) return;
-        unavailable(path, std::strerror(errno));
+        const int err = errno;
+        unavailable(path, std::strerror(err), system_error_code(err));
     }
-    if (!S_ISSOCK(st.st_mode)) unavailable(path, "the path exists and is not a socket; not touching it");
-    if (someone_listens(path)) unavailable(path, "in use by a live server that holds no lock file");
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-        unavailable(path, std::string("cannot remove stale socket: ") + std::strerror(errno));
+    if (!S_ISSOCK(st.st_mode))
+        unavailable(path, "the path exists and is not a socket; not touching it", errc::not_a_socket);
+    if (someone_listens(path))
+        unavailable(path, "in use by a live server that holds no lock file", errc::endpoint_in_use);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        const int err = errno;
+        unavailable(path, std::string("cannot remove stale socket: ") + std::strerror(err), system_error_code(err));
+    }
     spdlog::warn("removed stale socket {} left behind by a server that is gone", path);
 }
 

@@ -10,7 +10,8 @@ namespace hello::detail {
 // bind: a connect probe alone races with a server that is starting up. Holding the lock, a
 // leftover socket nobody answers on is a crash's remains and is removed; one that answers
 // belongs to a server that takes no lock (the tutorial's) and is left alone; a path that is
-// not a socket is never touched. Throws startup_error with exit_code::unavailable.
+// not a socket is never touched. Throws hello::error: errc::endpoint_in_use, errc::not_a_socket,
+// or the system error that stopped it.
 class socket_path_claim {
 public:
     explicit socket_path_claim(std::string path);

@@ -82,7 +82,7 @@ TEST_F(ClientTest, WrongReplyIsUnexpected) {
         auto script = [&]() -> awaitable<void> { peer = co_await answer_once("nope"); };
         asio::co_spawn(ctx_, script(), asio::detached);
         std::string reply;
-        EXPECT_EQ(co_await c.request("hello server", reply), client_errc::unexpected_reply);
+        EXPECT_EQ(co_await c.request("hello server", reply), errc::unexpected_reply);
         EXPECT_EQ(reply, "nope");
     }());
 }
@@ -95,7 +95,7 @@ TEST_F(ClientTest, LineErrorReplyIsReportedAsReceived) {
         auto script = [&]() -> awaitable<void> { peer = co_await answer_once("error: request too long\n"); };
         asio::co_spawn(ctx_, script(), asio::detached);
         std::string reply;
-        EXPECT_EQ(co_await c.request("x", reply), client_errc::unexpected_reply);
+        EXPECT_EQ(co_await c.request("x", reply), errc::unexpected_reply);
         EXPECT_EQ(reply, "error: request too long");
     }());
 }
@@ -108,7 +108,7 @@ TEST_F(ClientTest, EndlessLineReplyIsUnexpectedAndShownInPart) {
         auto script = [&]() -> awaitable<void> { peer = co_await answer_once(std::string(100'000, 'q')); };
         asio::co_spawn(ctx_, script(), asio::detached);
         std::string reply;
-        EXPECT_EQ(co_await c.request("x", reply), client_errc::unexpected_reply);
+        EXPECT_EQ(co_await c.request("x", reply), errc::unexpected_reply);
         EXPECT_FALSE(reply.empty());
         EXPECT_LT(reply.size(), 100U);
         EXPECT_EQ(reply.find_first_not_of('q'), std::string::npos) << reply;
@@ -132,7 +132,7 @@ TEST_F(ClientTest, PeerClosingBeforeTheReplyIsClosedEarly) {
         auto script = [&]() -> awaitable<void> { (void)co_await answer_once("hello"); };
         asio::co_spawn(ctx_, script(), asio::detached);
         std::string reply;
-        EXPECT_EQ(co_await c.request("hello server", reply), client_errc::closed_early);
+        EXPECT_EQ(co_await c.request("hello server", reply), errc::closed_early);
     }());
 }
 

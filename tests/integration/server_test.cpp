@@ -318,15 +318,16 @@ TEST_F(ServerTest, StoppedServerRefusesNewConnections) {
 
 // ---- owning the socket path -------------------------------------------------------------------
 
-exit_code startup_failure(asio::io_context& ctx, const server_config& cfg, std::string* message = nullptr) {
+boost::system::error_code startup_failure(asio::io_context& ctx, const server_config& cfg,
+                                          std::string* message = nullptr) {
     try {
         server s(ctx, cfg);
-    } catch (const startup_error& e) {
+    } catch (const error& e) {
         if (message) *message = e.what();
         return e.code();
     }
     ADD_FAILURE() << "server started";
-    return exit_code::ok;
+    return {};
 }
 
 // A socket file nobody listens on, as a crashed server leaves behind.
@@ -357,7 +358,7 @@ TEST_F(ServerTest, LiveServerIsNeverStolenFrom) {
     server first(ctx_, config_for({ep}));
     first.start();
     std::string message;
-    EXPECT_EQ(startup_failure(ctx_, config_for({ep}), &message), exit_code::unavailable);
+    EXPECT_EQ(startup_failure(ctx_, config_for({ep}), &message), errc::endpoint_in_use);
     EXPECT_NE(message.find(ep.as_unix().name), std::string::npos) << message;
     EXPECT_NE(message.find(std::to_string(::getpid())), std::string::npos) << "names the owner: " << message;
     test::run_coro(ctx_, [&]() -> awaitable<void> {
@@ -370,7 +371,7 @@ TEST_F(ServerTest, LiveServerIsNeverStolenFrom) {
 TEST_F(ServerTest, ForeignListenerWithoutLockIsNotStolen) {
     const auto ep = unix_ep();
     asio::local::stream_protocol::acceptor foreign(ctx_, asio::local::stream_protocol::endpoint(ep.as_unix().name));
-    EXPECT_EQ(startup_failure(ctx_, config_for({ep})), exit_code::unavailable);
+    EXPECT_EQ(startup_failure(ctx_, config_for({ep})), errc::endpoint_in_use);
     EXPECT_TRUE(std::filesystem::is_socket(ep.as_unix().name));
     EXPECT_FALSE(std::filesystem::exists(ep.as_unix().name + ".lock")) << "no lock file left behind";
 }
@@ -378,24 +379,25 @@ TEST_F(ServerTest, ForeignListenerWithoutLockIsNotStolen) {
 TEST_F(ServerTest, PathThatIsNotASocketIsNeverDeleted) {
     const auto ep = unix_ep();
     { std::ofstream(ep.as_unix().name) << "precious"; }
-    EXPECT_EQ(startup_failure(ctx_, config_for({ep})), exit_code::unavailable);
+    EXPECT_EQ(startup_failure(ctx_, config_for({ep})), errc::not_a_socket);
     EXPECT_TRUE(std::filesystem::is_regular_file(ep.as_unix().name));
 }
 
 TEST_F(ServerTest, AbstractNameInUseIsUnavailable) {
     const auto ep = abstract_ep();
     server first(ctx_, config_for({ep}));
-    EXPECT_EQ(startup_failure(ctx_, config_for({ep})), exit_code::unavailable);
+    EXPECT_EQ(startup_failure(ctx_, config_for({ep})), boost::system::errc::address_in_use);
 }
 
 TEST_F(ServerTest, TcpPortInUseIsUnavailable) {
     server first(ctx_, config_for({tcp_ep()}));
-    EXPECT_EQ(startup_failure(ctx_, config_for({first.endpoints()[0]})), exit_code::unavailable);
+    EXPECT_EQ(startup_failure(ctx_, config_for({first.endpoints()[0]})), boost::system::errc::address_in_use);
 }
 
 TEST_F(ServerTest, FailedEndpointReleasesTheOnesAlreadyBound) {
     const auto ep = unix_ep();
-    EXPECT_EQ(startup_failure(ctx_, config_for({ep, endpoint::parse("tcp:192.0.2.1:1")})), exit_code::unavailable);
+    EXPECT_EQ(startup_failure(ctx_, config_for({ep, endpoint::parse("tcp:192.0.2.1:1")})),
+              boost::system::errc::address_not_available);
     EXPECT_FALSE(std::filesystem::exists(ep.as_unix().name));
     EXPECT_FALSE(std::filesystem::exists(ep.as_unix().name + ".lock"));
 }

@@ -1,6 +1,8 @@
+#include "parse.hpp"
+#include "server_options.hpp"
+
 #include <hello/config.hpp>
 #include <hello/error.hpp>
-#include <hello/parse.hpp>
 
 #include "support/run_coro.hpp"
 
@@ -11,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace hello {
+namespace hello::app {
 namespace {
 
 // argv and envp as the process would get them.
@@ -49,7 +51,7 @@ protected:
         std::ofstream(path) << text;
         return path;
     }
-    test::temp_dir dir_;
+    hello::test::temp_dir dir_;
 };
 
 TEST(Config, DefaultsAreTheTutorials) {
@@ -59,7 +61,7 @@ TEST(Config, DefaultsAreTheTutorials) {
     EXPECT_EQ(inv.config.listen[0].to_string(), "unix:/tmp/uds_socket");
     EXPECT_EQ(inv.config.framing, framing::raw);
     EXPECT_EQ(inv.config.threads, 1U);
-    EXPECT_EQ(inv.config.log_level, log_level::info);
+    EXPECT_EQ(inv.log_level, log_level::info);
     EXPECT_EQ(inv.config.socket_mode, 0660U);
     EXPECT_EQ(inv.config.max_request_bytes, 4096U);
     EXPECT_EQ(inv.config.drain_timeout, std::chrono::seconds(10));
@@ -76,7 +78,7 @@ TEST(Config, CommandLineValues) {
     EXPECT_EQ(inv.config.listen[1].to_string(), "tcp:127.0.0.1:0");
     EXPECT_EQ(inv.config.framing, framing::line);
     EXPECT_EQ(inv.config.threads, 4U);
-    EXPECT_EQ(inv.config.log_level, log_level::debug);
+    EXPECT_EQ(inv.log_level, log_level::debug);
     EXPECT_EQ(inv.config.socket_mode, 0600U);
     EXPECT_EQ(inv.config.max_request_bytes, 10U);
     EXPECT_EQ(inv.config.drain_timeout, std::chrono::milliseconds(250));
@@ -89,7 +91,7 @@ TEST(Config, EnvironmentUsesUpperSnakeNamesAndCommaLists) {
                          .parse();
     ASSERT_EQ(inv.config.listen.size(), 2U);
     EXPECT_EQ(inv.config.listen[1].to_string(), "tcp:127.0.0.1:0");
-    EXPECT_EQ(inv.config.log_level, log_level::warn);
+    EXPECT_EQ(inv.log_level, log_level::warn);
     EXPECT_EQ(inv.config.max_request_bytes, 77U);
     EXPECT_EQ(inv.sources.at("log-level"), config_source::environment);
 }
@@ -103,7 +105,7 @@ TEST(Config, EnvironmentListMayHaveBlanksAfterCommas) {
 
 TEST(Config, EnvironmentNamesAreUpperCaseOnly) {
     const auto inv = invocation_args({}, {"HELLO_log_level=debug", "hello_threads=3"}).parse();
-    EXPECT_EQ(inv.config.log_level, log_level::info);
+    EXPECT_EQ(inv.log_level, log_level::info);
     EXPECT_EQ(inv.config.threads, 1U);
     EXPECT_TRUE(inv.sources.empty());
 }
@@ -135,7 +137,7 @@ TEST_F(ConfigFile, PrecedenceIsCommandLineThenEnvironmentThenFile) {
     const auto inv =
         invocation_args({"--config", file, "--threads", "4"}, {"HELLO_THREADS=3", "HELLO_LOG_LEVEL=debug"}).parse();
     EXPECT_EQ(inv.config.threads, 4U);
-    EXPECT_EQ(inv.config.log_level, log_level::debug);
+    EXPECT_EQ(inv.log_level, log_level::debug);
     EXPECT_EQ(inv.config.framing, framing::line);
     ASSERT_EQ(inv.config.listen.size(), 1U);
     EXPECT_EQ(inv.config.listen[0].to_string(), "unix:@from-file");
@@ -242,9 +244,9 @@ TEST(Config, Commands) {
 }
 
 }  // namespace
-}  // namespace hello
+}  // namespace hello::app
 
-namespace hello {
+namespace hello::app {
 namespace {
 
 TEST(Parse, NumbersMustBeWholeAndInRange) {
@@ -271,4 +273,4 @@ TEST(Parse, SecondsToTheMillisecond) {
 }
 
 }  // namespace
-}  // namespace hello
+}  // namespace hello::app

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <hello/endpoint.hpp>
+#include <hello/error.hpp>
 #include <hello/framing.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -14,16 +15,6 @@
 
 namespace hello {
 
-// Why a request did not get the reply it should have; the client's other failures are
-// plain system errors (connection refused, timed out, ...).
-enum class client_errc {
-    unexpected_reply = 1,  // the server said something other than `hello client`
-    closed_early,          // the server closed the connection before a whole reply came
-};
-
-const boost::system::error_category& client_category() noexcept;
-boost::system::error_code make_error_code(client_errc e) noexcept;
-
 struct client_options {
     endpoint server = endpoint::parse("unix:/tmp/uds_socket");
     hello::framing framing = framing::raw;
@@ -34,7 +25,9 @@ struct client_options {
 };
 
 // The async client: one connection, requests in lockstep. Errors come back as values:
-// boost::asio::error::timed_out when `timeout` passes, client_errc for a wrong reply.
+// boost::asio::error::timed_out when `timeout` passes; errc::unexpected_reply or
+// errc::closed_early for a wrong reply; errc::host_not_found or errc::resolver_failed when
+// a TCP host name does not resolve; otherwise the system's error (connection refused, ...).
 class client {
 public:
     client(boost::asio::any_io_executor ex, client_options options);
@@ -42,8 +35,8 @@ public:
     client(client&&) noexcept;
     client& operator=(client&&) noexcept;
 
-    // Connects, retrying within the timeout while a UNIX listener's backlog is full (and,
-    // with `wait_for_server`, while there is no listener yet).
+    // Resolves the server's name and connects, all within the timeout, retrying while a UNIX
+    // listener's backlog is full (and, with `wait_for_server`, while there is no listener yet).
     boost::asio::awaitable<boost::system::error_code> connect();
 
     // Sends `message` (a newline is added in line framing) and waits for the reply, which
@@ -59,6 +52,3 @@ private:
 };
 
 }  // namespace hello
-
-template <>
-struct boost::system::is_error_code_enum<hello::client_errc> : std::true_type {};

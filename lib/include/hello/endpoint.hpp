@@ -36,7 +36,8 @@ public:
 
     explicit endpoint(address a) : address_(std::move(a)) {}
 
-    // Throws startup_error(exit_code::config) with one line naming the text and the fault.
+    // Throws hello::error (errc::bad_endpoint, errc::name_too_long) with one line naming the
+    // text and the fault.
     [[nodiscard]] static endpoint parse(std::string_view text);
 
     [[nodiscard]] const address& get() const noexcept { return address_; }

@@ -5,37 +5,39 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace hello {
 
-// Process exit codes, from BSD sysexits(3) so that supervisors and scripts can tell a
-// typo on the command line from a broken config file from an endpoint somebody else owns.
-enum class exit_code : int {
-    ok = 0,
-    usage = 64,         // EX_USAGE: unknown option, malformed value on the command line
-    unavailable = 69,   // EX_UNAVAILABLE: endpoint in use, not a socket, permission denied
-    software = 70,      // EX_SOFTWARE: an internal error that should never happen
-    os_error = 71,      // EX_OSERR: the system refused a resource (descriptors, memory, threads)
-    temp_failure = 75,  // EX_TEMPFAIL: the client timed out
-    protocol = 76,      // EX_PROTOCOL: the client got an unexpected reply
-    config = 78,        // EX_CONFIG: unreadable config, bad endpoint, path too long
+// What the library could not do, beyond what the system says (those come as system errors:
+// address in use, permission denied, too many open files, ...).
+enum class errc {
+    bad_endpoint = 1,  // endpoint text that is not unix:/path, unix:@name or tcp:host:port
+    name_too_long,     // a UNIX path or abstract name over endpoint::max_unix_name bytes
+    host_not_found,    // a TCP host name that resolves to no address
+    resolver_failed,   // the resolver itself failed (no answer, no memory, ...)
+    endpoint_in_use,   // a live server owns the socket: ours (by its lock file) or another
+    not_a_socket,      // the socket path exists and is something else: never touched
+    socket_replaced,   // the socket file was swapped for another file while starting
+    unexpected_reply,  // the client got something other than `hello client`
+    closed_early,      // the server closed the connection before a whole reply came
 };
 
-// Thrown while starting up, when the process cannot go on. `what()` is the one line the
-// user sees; `code()` is how the process exits.
-class startup_error : public std::runtime_error {
-public:
-    startup_error(exit_code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+[[nodiscard]] const boost::system::error_category& category() noexcept;
+[[nodiscard]] boost::system::error_code make_error_code(errc e) noexcept;
 
-    [[nodiscard]] exit_code code() const noexcept { return code_; }
+// The one exception type the library throws, for a failure its caller is expected to report
+// (a bad endpoint, a socket somebody else owns, a port in use): `code()` says which kind, as
+// an errc or a system error; `what()` is one line naming what went wrong and where.
+class error : public std::runtime_error {
+public:
+    error(boost::system::error_code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+
+    [[nodiscard]] const boost::system::error_code& code() const noexcept { return code_; }
 
 private:
-    exit_code code_;
+    boost::system::error_code code_;
 };
-
-[[nodiscard]] inline int to_int(exit_code c) noexcept {
-    return static_cast<int>(c);
-}
 
 // `text` safe to put in a one-line message: every byte outside printable ASCII (a NUL, a
 // newline, a terminal escape) is written as \xNN, as are `\` and `'`.
@@ -46,17 +48,12 @@ private:
 // Out of descriptors or memory: the machine's state at that moment, neither the
 // configuration's fault nor the endpoint's.
 [[nodiscard]] inline bool is_resource_exhaustion(const boost::system::error_code& ec) noexcept {
-    namespace errc = boost::system::errc;
-    return ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
-           ec == errc::no_buffer_space || ec == errc::not_enough_memory;
-}
-
-// What a program reports for a system error nothing caught (`what` is the exception's text):
-// out of descriptors or memory, which even the event loop needs, is the machine's state and
-// said plainly; anything else is a bug.
-[[nodiscard]] inline startup_error uncaught_system_error(const boost::system::error_code& ec, const std::string& what) {
-    if (is_resource_exhaustion(ec)) return {exit_code::os_error, "cannot run: " + ec.message()};
-    return {exit_code::software, "internal error: " + what};
+    namespace sys = boost::system::errc;
+    return ec == sys::too_many_files_open || ec == sys::too_many_files_open_in_system || ec == sys::no_buffer_space ||
+           ec == sys::not_enough_memory;
 }
 
 }  // namespace hello
+
+template <>
+struct boost::system::is_error_code_enum<hello::errc> : std::true_type {};

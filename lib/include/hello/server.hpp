@@ -20,8 +20,10 @@ struct server_stats {
 
 // The hello service: listeners on every configured endpoint, one coroutine per connection.
 //
-// Lifecycle: construct (binds every endpoint, or throws startup_error and leaves nothing
-// behind), start(), then run the io_context on `config.threads` threads. stop() drains:
+// Lifecycle: construct (binds every endpoint, or throws hello::error and leaves nothing
+// behind), then run(), which serves on `config.threads` threads until the server has
+// stopped. (Or start(), then run the io_context yourself: on exactly one thread when
+// `config.threads` is 1, since connections then share no strand.) stop() drains:
 // it stops accepting, removes socket files, lets each connection finish the request it
 // has sent, closes idle ones and force-closes the rest after `drain_timeout`. Once the
 // last connection is gone `on_stopped` runs and the io_context runs out of work.
@@ -35,6 +37,12 @@ public:
     // Where the server listens, with ephemeral TCP ports resolved (for tcp:host:0).
     [[nodiscard]] const std::vector<endpoint>& endpoints() const noexcept;
 
+    // Starts `config.threads` - 1 threads, then serves on them and the caller until stopped
+    // and the io_context has no work left. Throws hello::error (nothing served) when the
+    // system will not give every thread.
+    void run();
+
+    // Starts accepting; the caller runs the io_context.
     void start();
 
     // Thread-safe; calling it again while draining does nothing but remember the callback.

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string_view>
 
-namespace hello {
+namespace hello::app {
 
 // Strict conversions for option values: the whole text must be the number, nothing more.
 // (Stream and lexical_cast conversions accept "-1" for an unsigned, or trailing junk.)
@@ -21,4 +21,7 @@ template <typename Number>
 // Seconds with an optional fraction ("10", "0.25"), from 0 to one day, to the millisecond.
 [[nodiscard]] std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text);
 
-}  // namespace hello
+// Milliseconds as the shortest seconds text that parse_seconds() reads back exactly.
+[[nodiscard]] std::string format_seconds(std::chrono::milliseconds ms);
+
+}  // namespace hello::app

@@ -1,15 +1,18 @@
-#include <hello/config.hpp>
+#include "server_options.hpp"
+
+#include "parse.hpp"
+
 #include <hello/error.hpp>
-#include <hello/parse.hpp>
 #include <hello/version.hpp>
 
 #include <boost/program_options.hpp>
 
 #include <cerrno>
-#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 
 #include <fcntl.h>
@@ -18,33 +21,7 @@
 
 namespace po = boost::program_options;
 
-namespace hello {
-
-std::string_view to_string(log_level l) noexcept {
-    switch (l) {
-        case log_level::trace:
-            return "trace";
-        case log_level::debug:
-            return "debug";
-        case log_level::info:
-            return "info";
-        case log_level::warn:
-            return "warn";
-        case log_level::error:
-            return "error";
-        case log_level::off:
-            return "off";
-    }
-    return "?";
-}
-
-std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text) {
-    double seconds = 0;
-    std::istringstream in{std::string(text)};
-    in >> seconds;
-    if (!in || !in.eof() || !std::isfinite(seconds) || seconds < 0 || seconds > 86400) return std::nullopt;
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
-}
+namespace hello::app {
 
 std::string_view to_string(config_source s) noexcept {
     switch (s) {
@@ -62,28 +39,111 @@ std::string_view to_string(config_source s) noexcept {
 
 namespace {
 
-// The settings that may come from any source. Every value is read as text and converted
-// here, strictly: program_options would accept "-1" for an unsigned and wrap it around.
+// One entry per setting: its option, how its text becomes a value, and how the value is
+// printed back. The option table, the configuration and --print-config all come from here,
+// so a new setting is one entry. Values are read as text and converted strictly here:
+// program_options would take "-1" for an unsigned and wrap it around.
+struct setting {
+    const char* name;        // --NAME, NAME = in the file, HELLO_NAME (upper case, '_' for '-')
+    const char* short_name;  // or nullptr
+    const char* value_name;
+    const char* help;
+    const char* expected;  // what a valid value looks like, for the error
+    bool list;             // repeatable; read() sees one item at a time
+    // Stores the value `text` stands for; false when it stands for none.
+    std::function<bool(server_invocation&, const std::string& text)> read;
+    std::function<std::vector<std::string>(const server_invocation&)> show;
+};
+
+template <typename Number>
+std::function<bool(server_invocation&, const std::string&)> number_in(Number server_config::*field, Number low,
+                                                                      Number high, int base = 10) {
+    return [=](server_invocation& inv, const std::string& text) {
+        const auto n = parse_number<Number>(text, base);
+        if (!n || *n < low || *n > high) return false;
+        inv.config.*field = *n;
+        return true;
+    };
+}
+
+template <typename Number>
+std::function<std::vector<std::string>(const server_invocation&)> number_of(Number server_config::*field) {
+    return [=](const server_invocation& inv) { return std::vector{std::to_string(inv.config.*field)}; };
+}
+
+const std::vector<setting>& settings() {
+    static const std::vector<setting> table{
+        {"listen", "l", "ENDPOINT",
+         "endpoint to serve, repeatable: unix:/path, unix:@abstract, tcp:host:port, tcp:[v6]:port "
+         "(default unix:/tmp/uds_socket; HELLO_LISTEN takes a comma-separated list)",
+         "an endpoint", true,
+         [](server_invocation& inv, const std::string& text) {
+             try {
+                 inv.config.listen.push_back(endpoint::parse(text));
+             } catch (const error& e) {
+                 throw startup_error(exit_code::config, e.what());
+             }
+             return true;
+         },
+         [](const server_invocation& inv) {
+             std::vector<std::string> out;
+             for (const auto& ep : inv.config.listen) out.push_back(ep.to_string());
+             return out;
+         }},
+        {"framing", nullptr, "raw|line",
+         "raw: each chunk read gets 'hello client'; line: each line gets 'hello client\\n' (default raw)",
+         "raw or line", false,
+         [](server_invocation& inv, const std::string& text) {
+             const auto f = parse_framing(text);
+             if (f) inv.config.framing = *f;
+             return f.has_value();
+         },
+         [](const server_invocation& inv) { return std::vector{std::string(to_string(inv.config.framing))}; }},
+        {"threads", nullptr, "N", "threads running the server (default 1)", "a number from 1 to 1024", false,
+         number_in(&server_config::threads, 1U, 1024U), number_of(&server_config::threads)},
+        {"log-level", nullptr, "LEVEL", "trace, debug, info, warn, error or off (default info)",
+         "trace, debug, info, warn, error or off", false,
+         [](server_invocation& inv, const std::string& text) {
+             const auto l = parse_log_level(text);
+             if (l) inv.log_level = *l;
+             return l.has_value();
+         },
+         [](const server_invocation& inv) { return std::vector{std::string(to_string(inv.log_level))}; }},
+        {"socket-mode", nullptr, "OCTAL", "permissions of UNIX socket files (default 0660)",
+         "an octal mode such as 0660", false, number_in(&server_config::socket_mode, 0U, 0777U, 8),
+         [](const server_invocation& inv) {
+             char mode[8];
+             std::snprintf(mode, sizeof mode, "%04o", inv.config.socket_mode);
+             return std::vector{std::string(mode)};
+         }},
+        {"max-request-bytes", nullptr, "N", "longest request line in line framing (default 4096)",
+         "a number from 1 to 16777216", false,
+         number_in(&server_config::max_request_bytes, std::size_t{1}, std::size_t{1} << 24),
+         number_of(&server_config::max_request_bytes)},
+        {"drain-timeout", nullptr, "SECONDS",
+         "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)",
+         "seconds from 0 to 86400", false,
+         [](server_invocation& inv, const std::string& text) {
+             const auto d = parse_seconds(text);
+             if (d) inv.config.drain_timeout = *d;
+             return d.has_value();
+         },
+         [](const server_invocation& inv) { return std::vector{format_seconds(inv.config.drain_timeout)}; }},
+    };
+    return table;
+}
+
 po::options_description settings_description() {
     po::options_description d("Settings (also HELLO_<NAME> in the environment, or NAME = VALUE in --config)");
-    // One option per stanza: the formatter would run the chain together.
-    // clang-format off
-    d.add_options()
-        ("listen,l", po::value<std::vector<std::string>>()->value_name("ENDPOINT"),
-         "endpoint to serve, repeatable: unix:/path, unix:@abstract, tcp:host:port, tcp:[v6]:port "
-         "(default unix:/tmp/uds_socket; HELLO_LISTEN takes a comma-separated list)")
-        ("framing", po::value<std::string>()->value_name("raw|line"),
-         "raw: each chunk read gets 'hello client'; line: each line gets 'hello client\\n' (default raw)")
-        ("threads", po::value<std::string>()->value_name("N"), "threads running the server (default 1)")
-        ("log-level", po::value<std::string>()->value_name("LEVEL"),
-         "trace, debug, info, warn, error or off (default info)")
-        ("socket-mode", po::value<std::string>()->value_name("OCTAL"),
-         "permissions of UNIX socket files (default 0660)")
-        ("max-request-bytes", po::value<std::string>()->value_name("N"),
-         "longest request line in line framing (default 4096)")
-        ("drain-timeout", po::value<std::string>()->value_name("SECONDS"),
-         "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)");
-    // clang-format on
+    for (const auto& s : settings()) {
+        const auto spelling = std::string(s.name) + (s.short_name ? std::string(",") + s.short_name : "");
+        po::value_semantic* value = nullptr;
+        if (s.list)
+            value = po::value<std::vector<std::string>>()->value_name(s.value_name);
+        else
+            value = po::value<std::string>()->value_name(s.value_name);
+        d.add_options()(spelling.c_str(), value, s.help);
+    }
     return d;
 }
 
@@ -174,20 +234,6 @@ merged merge(const std::vector<layer>& layers) {
     return m;
 }
 
-[[noreturn]] void bad_value(config_source from, const std::string& name, const std::string& value,
-                            const std::string& expected) {
-    const auto code = from == config_source::file ? exit_code::config : exit_code::usage;
-    throw startup_error(code, "invalid value " + in_quotes(value) + " for " + name + " (from " +
-                                  std::string(to_string(from)) + "): expected " + expected);
-}
-
-std::optional<log_level> parse_log_level(std::string_view text) {
-    for (auto l :
-         {log_level::trace, log_level::debug, log_level::info, log_level::warn, log_level::error, log_level::off})
-        if (text == to_string(l)) return l;
-    return std::nullopt;
-}
-
 // A UNIX socket needs an existing directory to live in; say so now rather than at bind().
 void check_parent_directory(const endpoint& ep) {
     if (!ep.is_unix() || ep.as_unix().abstract) return;
@@ -219,65 +265,36 @@ void check_no_repeats(const std::vector<endpoint>& listen) {
     }
 }
 
-server_config build_config(const merged& m, std::map<std::string, config_source>& sources) {
-    server_config cfg;
-    auto text = [&](const char* name) -> std::optional<std::pair<config_source, std::string>> {
-        const auto* v = m.find(name);
-        if (!v) return std::nullopt;
-        sources[name] = v->first;
-        return std::pair{v->first, v->second.as<std::string>()};
-    };
+[[noreturn]] void bad_value(config_source from, const std::string& name, const std::string& value,
+                            const std::string& expected) {
+    const auto code = from == config_source::file ? exit_code::config : exit_code::usage;
+    throw startup_error(code, "invalid value " + in_quotes(value) + " for " + name + " (from " +
+                                  std::string(to_string(from)) + "): expected " + expected);
+}
 
-    if (const auto* v = m.find("listen")) {
-        sources["listen"] = v->first;
-        cfg.listen.clear();
-        for (const auto& item : v->second.as<std::vector<std::string>>()) {
-            cfg.listen.push_back(endpoint::parse(item));
-            check_parent_directory(cfg.listen.back());
+void apply_settings(const merged& m, server_invocation& inv) {
+    for (const auto& s : settings()) {
+        const auto* v = m.find(s.name);
+        if (!v) continue;
+        const auto& [from, value] = *v;
+        inv.sources[s.name] = from;
+        if (s.list) {
+            inv.config.listen.clear();  // a list replaces the defaults, it does not add to them
+            for (const auto& item : value.as<std::vector<std::string>>())
+                if (!s.read(inv, item)) bad_value(from, s.name, item, s.expected);
+        } else if (const auto text = value.as<std::string>(); !s.read(inv, text)) {
+            bad_value(from, s.name, text, s.expected);
         }
-        if (cfg.listen.empty())
-            throw startup_error(exit_code::config, "no endpoint to listen on (listen from " +
-                                                       std::string(to_string(v->first)) + " is empty)");
-        check_no_repeats(cfg.listen);
-    } else {
-        check_parent_directory(cfg.listen.front());
     }
-    if (auto v = text("framing")) {
-        auto f = parse_framing(v->second);
-        if (!f) bad_value(v->first, "framing", v->second, "raw or line");
-        cfg.framing = *f;
-    }
-    if (auto v = text("threads")) {
-        auto n = parse_number<unsigned>(v->second);
-        if (!n || *n < 1 || *n > 1024) bad_value(v->first, "threads", v->second, "a number from 1 to 1024");
-        cfg.threads = *n;
-    }
-    if (auto v = text("log-level")) {
-        auto l = parse_log_level(v->second);
-        if (!l) bad_value(v->first, "log-level", v->second, "trace, debug, info, warn, error or off");
-        cfg.log_level = *l;
-    }
-    if (auto v = text("socket-mode")) {
-        auto mode = parse_number<unsigned>(v->second, 8);
-        if (!mode || *mode > 0777) bad_value(v->first, "socket-mode", v->second, "an octal mode such as 0660");
-        cfg.socket_mode = *mode;
-    }
-    if (auto v = text("max-request-bytes")) {
-        auto n = parse_number<std::size_t>(v->second);
-        if (!n || *n < 1 || *n > (std::size_t{1} << 24))
-            bad_value(v->first, "max-request-bytes", v->second, "a number from 1 to 16777216");
-        cfg.max_request_bytes = *n;
-    }
-    if (auto v = text("drain-timeout")) {
-        auto d = parse_seconds(v->second);
-        if (!d) bad_value(v->first, "drain-timeout", v->second, "seconds from 0 to 86400");
-        cfg.drain_timeout = *d;
-    }
-    return cfg;
+    if (const auto* v = m.find("listen"); v && inv.config.listen.empty())
+        throw startup_error(exit_code::config,
+                            "no endpoint to listen on (listen from " + std::string(to_string(v->first)) + " is empty)");
+    for (const auto& ep : inv.config.listen) check_parent_directory(ep);
+    check_no_repeats(inv.config.listen);
 }
 
 [[noreturn]] void unreadable(const std::string& path, const std::string& why, int err = 0) {
-    const auto code = is_resource_exhaustion(boost::system::error_code(err, boost::system::system_category()))
+    const auto code = is_shortage(boost::system::error_code(err, boost::system::system_category()))
                           ? exit_code::os_error
                           : exit_code::config;
     throw startup_error(code, "cannot read config file " + in_quotes(path) + ": " + why);
@@ -388,46 +405,28 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
         layers.push_back({config_source::file, read_config_file(config_from["config"].as<std::string>(), settings)});
 
     const auto m = merge(layers);
-    inv.config = build_config(m, inv.sources);
+    apply_settings(m, inv);
     if (m.find("check-config")) inv.what = server_invocation::action::check_config;
     if (m.find("print-config")) inv.what = server_invocation::action::print_config;
     return inv;
 }
 
 std::string describe(const server_invocation& inv) {
-    const auto& c = inv.config;
-    auto origin = [&](const std::string& name) {
-        auto it = inv.sources.find(name);
-        return std::string(to_string(it == inv.sources.end() ? config_source::defaults : it->second));
-    };
     std::ostringstream out;
     out << "# hello-server " << version << " effective configuration\n";
-    for (const auto& ep : c.listen) {
-        const auto text = ep.to_string();
-        // An endpoint the file format cannot carry is left commented out, with the reason,
-        // rather than printed as a line that reads back as another path.
-        if (const auto why = why_unwritable(text); !why.empty())
-            out << "# listen = " << printable(text) << "  # " << origin("listen") << "; " << why << "\n";
-        else
-            out << "listen = " << text << "  # " << origin("listen") << "\n";
+    for (const auto& s : settings()) {
+        auto it = inv.sources.find(s.name);
+        const auto origin = to_string(it == inv.sources.end() ? config_source::defaults : it->second);
+        for (const auto& value : s.show(inv)) {
+            // A value the file format cannot carry is left commented out, with the reason,
+            // rather than printed as a line that reads back as another value.
+            if (const auto why = why_unwritable(value); !why.empty())
+                out << "# " << s.name << " = " << printable(value) << "  # " << origin << "; " << why << "\n";
+            else
+                out << s.name << " = " << value << "  # " << origin << "\n";
+        }
     }
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", c.socket_mode);
-    // Exact to the millisecond, so that the printout reads back as the same setting.
-    char drain[32];
-    const auto ms = c.drain_timeout.count();
-    std::snprintf(drain, sizeof drain, "%lld.%03lld", static_cast<long long>(ms / 1000),
-                  static_cast<long long>(ms % 1000));
-    std::string drain_text(drain);
-    while (drain_text.ends_with('0')) drain_text.pop_back();
-    if (drain_text.ends_with('.')) drain_text.pop_back();
-    out << "framing = " << to_string(c.framing) << "  # " << origin("framing") << "\n"
-        << "threads = " << c.threads << "  # " << origin("threads") << "\n"
-        << "log-level = " << to_string(c.log_level) << "  # " << origin("log-level") << "\n"
-        << "socket-mode = " << mode << "  # " << origin("socket-mode") << "\n"
-        << "max-request-bytes = " << c.max_request_bytes << "  # " << origin("max-request-bytes") << "\n"
-        << "drain-timeout = " << drain_text << "  # " << origin("drain-timeout") << "\n";
     return out.str();
 }
 
-}  // namespace hello
+}  // namespace hello::app
