@@ -159,10 +159,7 @@ TEST_P(ThreadedServer, AnswersClientsFromAnotherContext) {
     auto cfg = config_for({unix_ep()}, f);
     cfg.threads = 2;
     server srv(ctx_, cfg);
-    srv.start();
-    std::vector<std::jthread> threads;
-    auto guard = asio::make_work_guard(ctx_);
-    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { ctx_.run(); });
+    std::jthread runner([&] { srv.run(); });  // on its own two threads
 
     asio::io_context clients_ctx;
     int answered = 0;
@@ -183,8 +180,9 @@ TEST_P(ThreadedServer, AnswersClientsFromAnotherContext) {
             co_await finished.wait();
         }(),
         60s);
-    ctx_.stop();
-    threads.clear();
+    // run() returns once the stop has drained every connection and the work is done.
+    srv.stop();
+    runner.join();
     EXPECT_EQ(answered, 200 * 20);
     EXPECT_EQ(srv.stats().requests, 200U * 20U);
 }

@@ -1,0 +1,121 @@
+// One session over a connected socket pair: no listener, no file, just the connection.
+#include "server_state.hpp"
+#include "session.hpp"
+
+#include "support/run_coro.hpp"
+
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include <sys/socket.h>
+
+namespace hello::detail {
+namespace {
+
+using asio::awaitable;
+using asio::use_awaitable;
+namespace local = asio::local;
+
+class SessionTest : public ::testing::Test {
+protected:
+    // Starts a session on one end of a fresh pair; the test talks on the other end, `peer_`.
+    void start(framing f, std::size_t max_request_bytes = 4096) {
+        server_config cfg;
+        cfg.framing = f;
+        cfg.max_request_bytes = max_request_bytes;
+        state_ = std::make_shared<server_state>(cfg, ctx_.get_executor());
+        local::stream_protocol::socket server_end(ctx_);
+        local::connect_pair(peer_, server_end);
+        stream_socket adopted(ctx_, protocol(AF_UNIX, 0), server_end.release());
+        session::start(std::move(adopted), state_, 1);
+    }
+
+    awaitable<std::string> read_exactly(std::size_t n) {
+        std::string out(n, '\0');
+        co_await asio::async_read(peer_, asio::buffer(out), use_awaitable);
+        co_return out;
+    }
+
+    awaitable<bool> peer_sees_eof() {
+        char byte = 0;
+        auto [ec, n] = co_await peer_.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(use_awaitable));
+        co_return ec == asio::error::eof;
+    }
+
+    asio::io_context ctx_;
+    local::stream_protocol::socket peer_{ctx_};
+    std::shared_ptr<server_state> state_;
+};
+
+TEST_F(SessionTest, RawChunkGetsTheTutorialsReply) {
+    start(framing::raw);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        for (int i = 0; i < 3; ++i) {
+            co_await asio::async_write(peer_, asio::buffer(std::string_view("hello server")), use_awaitable);
+            EXPECT_EQ(co_await read_exactly(12), "hello client");
+        }
+    }());
+    EXPECT_EQ(state_->answered.load(), 3U);
+}
+
+TEST_F(SessionTest, PipelinedLinesGetOneReplyEachInOrder) {
+    start(framing::line);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("a\nb\r\nc")), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(26), "hello client\nhello client\n");
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("\n")), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(13), "hello client\n");
+    }());
+}
+
+TEST_F(SessionTest, OversizedLineIsRefusedAfterTheRepliesBeforeIt) {
+    start(framing::line, 4);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("ok\ntoolong\n")), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(13 + 24), "hello client\nerror: request too long\n");
+        EXPECT_TRUE(co_await peer_sees_eof());
+    }());
+}
+
+TEST_F(SessionTest, PeerLeavingEndsTheSessionAndEmptiesTheRegistry) {
+    start(framing::raw);
+    EXPECT_EQ(state_->open.load(), 1U);
+    peer_.close();
+    ctx_.run_for(std::chrono::seconds(10));  // returns as soon as the session is gone
+    EXPECT_EQ(state_->open.load(), 0U);
+    EXPECT_TRUE(state_->open_sessions().empty());
+}
+
+TEST_F(SessionTest, DrainClosesAnIdleConnection) {
+    start(framing::line);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("x\n")), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(13), "hello client\n");
+        state_->stopping = true;
+        for (auto& s : state_->open_sessions()) s->drain();
+        EXPECT_TRUE(co_await peer_sees_eof());
+    }());
+}
+
+TEST_F(SessionTest, DrainStillAnswersARequestAlreadySent) {
+    start(framing::raw);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("hello server")), use_awaitable);
+        // Asked to drain with the request sent, read or not yet: it answers, then closes.
+        for (auto& s : state_->open_sessions()) s->drain();
+        EXPECT_EQ(co_await read_exactly(12), "hello client");
+        EXPECT_TRUE(co_await peer_sees_eof());
+    }());
+}
+
+}  // namespace
+}  // namespace hello::detail
