@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_OSERR, EX_PROTOCOL, EX_TEMPFAIL,  # noqa: E402
                      EX_UNAVAILABLE, EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY, SERVER, STOP_TIMEOUT,
                      TUTORIAL_CLIENT, ScriptedServer, Server, StuckListener, TutorialServer, abstract_name,
-                     clean_env, connect, describe, fill_backlog, make_tempdir, recv_exactly, recv_until_eof,
+                     clean_env, connect, describe, expect_one_line_failure, fill_backlog, make_tempdir, recv_exactly, recv_until_eof,
                      request, run, socket_path)
 
 SUMMARY = re.compile(r"stopped: served (\d+) connections and (\d+) requests")
@@ -181,12 +181,9 @@ class SocketPathOwnership(unittest.TestCase):
     def test_live_server_is_not_robbed(self):
         path = socket_path(self)
         with Server("--listen", "unix:" + path) as first:
-            second = run([SERVER, "--listen", "unix:" + path])
-            self.assertEqual(second.returncode, EX_UNAVAILABLE, describe(second))
-            self.assertEqual(second.stdout, "", describe(second))
-            self.assertEqual(len(second.stderr.splitlines()), 1, describe(second))
-            self.assertIn(path, second.stderr, describe(second))
-            self.assertIn(str(first.proc.pid), second.stderr, describe(second))
+            line = expect_one_line_failure(self, [SERVER, "--listen", "unix:" + path], EX_UNAVAILABLE)
+            self.assertIn(path, line)
+            self.assertIn(str(first.proc.pid), line)
             # The first server still owns and serves the path.
             self.assertEqual(request(first.endpoints[0]), RAW_REPLY)
             self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
@@ -196,10 +193,8 @@ class SocketPathOwnership(unittest.TestCase):
     def test_live_foreign_server_is_left_alone(self):
         path = socket_path(self)
         with TutorialServer("unix", path) as tutorial:
-            result = run([SERVER, "--listen", "unix:" + path])
-            self.assertEqual(result.returncode, EX_UNAVAILABLE, describe(result))
-            self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
-            self.assertIn(path, result.stderr, describe(result))
+            line = expect_one_line_failure(self, [SERVER, "--listen", "unix:" + path], EX_UNAVAILABLE)
+            self.assertIn(path, line)
             self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
             self.assertFalse(os.path.lexists(path + ".lock"), "hello-server left its lock file behind")
             # The tutorial server still answers.
@@ -254,10 +249,8 @@ class SocketPathOwnership(unittest.TestCase):
         path = socket_path(self)
         write_file(os.path.dirname(path), os.path.basename(path), "precious\n")
         before = os.lstat(path)
-        result = run([SERVER, "--listen", "unix:" + path])
-        self.assertEqual(result.returncode, EX_UNAVAILABLE, describe(result))
-        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
-        self.assertIn(path, result.stderr, describe(result))
+        line = expect_one_line_failure(self, [SERVER, "--listen", "unix:" + path], EX_UNAVAILABLE)
+        self.assertIn(path, line)
         after = os.lstat(path)
         self.assertEqual((after.st_ino, after.st_mtime_ns, after.st_size),
                          (before.st_ino, before.st_mtime_ns, before.st_size))
@@ -268,15 +261,8 @@ class SocketPathOwnership(unittest.TestCase):
 
 class StartupErrors(unittest.TestCase):
     def expect_failure(self, args, code, env=None):
-        """Runs hello-server, expects `code`, nothing on stdout and exactly one line on stderr;
-        returns that line."""
-        result = run([SERVER, *args], env=env)
-        self.assertEqual(result.returncode, code, describe(result))
-        self.assertEqual(result.stdout, "", describe(result))
-        lines = result.stderr.splitlines()
-        self.assertEqual(len(lines), 1, describe(result))
-        self.assertTrue(lines[0].startswith("hello-server: "), describe(result))
-        return lines[0]
+        """Runs hello-server, expects `code` with one line on stderr; returns that line."""
+        return expect_one_line_failure(self, [SERVER, *args], code, env=env)
 
     def listen_here(self):
         # Every run names its own endpoint, so that nothing ever binds /tmp/uds_socket.
@@ -456,24 +442,17 @@ class LineFraming(unittest.TestCase):
 class ClientExitCodes(unittest.TestCase):
     def test_nothing_listening(self):
         path = os.path.join(make_tempdir(self), "nobody.sock")
-        result = run([CLIENT, "--connect", "unix:" + path])
-        self.assertEqual(result.returncode, EX_UNAVAILABLE, describe(result))
-        self.assertEqual(result.stdout, "", describe(result))
-        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
-        self.assertIn(path, result.stderr, describe(result))
+        line = expect_one_line_failure(self, [CLIENT, "--connect", "unix:" + path], EX_UNAVAILABLE)
+        self.assertIn(path, line)
 
     def test_unknown_option(self):
-        result = run([CLIENT, "--bogus"])
-        self.assertEqual(result.returncode, EX_USAGE, describe(result))
-        self.assertEqual(result.stdout, "", describe(result))
-        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+        expect_one_line_failure(self, [CLIENT, "--bogus"], EX_USAGE)
 
     def test_empty_raw_message_is_a_usage_error(self):
         # Nothing on the wire is no request; without this check the client waits out its timeout.
-        result = run([CLIENT, "--connect", "unix:" + socket_path(self), "--message", ""])
-        self.assertEqual(result.returncode, EX_USAGE, describe(result))
-        self.assertIn("--message", result.stderr, describe(result))
-        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+        line = expect_one_line_failure(self, [CLIENT, "--connect", "unix:" + socket_path(self), "--message", ""],
+                                       EX_USAGE)
+        self.assertIn("--message", line)
 
     def test_unexpected_reply(self):
         path = socket_path(self)
@@ -595,10 +574,9 @@ class ResourceExhaustion(unittest.TestCase):
         # stdin, stdout and stderr take three of four: the event loop cannot get what it needs.
         for program, args in ((SERVER, ["--listen", "unix:" + socket_path(self)]), (CLIENT, [])):
             with self.subTest(program=os.path.basename(program)):
-                result = run(["prlimit", "--nofile=4:4", program, *args])
-                self.assertEqual(result.returncode, EX_OSERR, describe(result))
-                self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
-                self.assertIn("cannot run: Too many open files", result.stderr, describe(result))
+                line = expect_one_line_failure(self, ["prlimit", "--nofile=4:4", program, *args], EX_OSERR,
+                                               program=os.path.basename(program))
+                self.assertIn("cannot run: Too many open files", line)
 
     def test_every_shortage_at_start_is_exit_71(self):
         # Whichever step runs out first (event loop, lock file, /proc, probe, socket), a
