@@ -37,6 +37,7 @@ exit_code exit_code_for(const boost::system::error_code& ec) {
             case hello::errc::bad_endpoint:
             case hello::errc::name_too_long:
             case hello::errc::host_not_found:
+            case hello::errc::not_a_listening_socket:
                 return exit_code::config;
             case hello::errc::endpoint_in_use:
             case hello::errc::not_a_socket:

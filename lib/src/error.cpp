@@ -22,6 +22,8 @@ public:
                 return "the path exists and is not a socket";
             case errc::socket_replaced:
                 return "the socket file was replaced while starting";
+            case errc::not_a_listening_socket:
+                return "not a listening stream socket";
             case errc::unexpected_reply:
                 return "unexpected reply";
             case errc::closed_early:

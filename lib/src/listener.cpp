@@ -2,10 +2,12 @@
 
 #include <hello/error.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,8 +35,8 @@ void set_socket_mode(const endpoint& ep, unsigned mode) {
     ::close(fd);
     if (!ours)
         throw error(errc::socket_replaced, "cannot listen on " + printable(ep.to_string()) +
-                                               ": the socket file was replaced while starting; not changing the "
-                                               "mode of what is there now");
+                                               ": the socket file is no longer the one the server bound; not "
+                                               "changing the mode of what is there now");
     if (rc != 0) cannot_listen(ep, error_code(err, boost::system::system_category()));
 }
 
@@ -42,7 +44,7 @@ void set_socket_mode(const endpoint& ep, unsigned mode) {
 // with the wrong permissions.
 listener listen_on(asio::io_context& ctx, const endpoint& ep, const protocol::endpoint& addr,
                    const server_config& cfg) {
-    listener l{ep, acceptor(ctx), std::nullopt, !ep.is_unix()};
+    listener l{ep, ep, acceptor(ctx), std::nullopt, !ep.is_unix(), false, {}};
     const bool filesystem_socket = ep.is_unix() && !ep.as_unix().abstract;
     if (filesystem_socket) l.claim.emplace(ep.as_unix().name);
 
@@ -62,10 +64,48 @@ listener listen_on(asio::io_context& ctx, const endpoint& ep, const protocol::en
 
 }  // namespace
 
-std::vector<listener> open_listeners(asio::io_context& ctx, const endpoint& ep, const server_config& cfg) {
+std::vector<listener> open_listeners(asio::io_context& ctx, const endpoint& ep, const server_config& cfg,
+                                     std::list<listener>& inherited) {
     std::vector<listener> out;
-    for (const auto& addr : resolve(ep, true)) out.push_back(listen_on(ctx, ep, addr, cfg));
+    for (const auto& addr : resolve(ep, true)) {
+        const auto same = std::find_if(inherited.begin(), inherited.end(), [&](const listener& l) {
+            error_code ec;
+            return l.socket.local_endpoint(ec) == addr && !ec;
+        });
+        if (same == inherited.end()) {
+            out.push_back(listen_on(ctx, ep, addr, cfg));
+            continue;
+        }
+        same->configured = ep;
+        out.push_back(std::move(*same));
+        inherited.erase(same);
+    }
     return out;
+}
+
+listener adopt_listener(asio::io_context& ctx, int fd, std::string name) {
+    const auto what = "inherited descriptor " + std::to_string(fd) + (name.empty() ? "" : " (" + printable(name) + ")");
+    int type = 0;
+    int listening = 0;
+    socklen_t size = sizeof type;
+    const bool stream = ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0 && type == SOCK_STREAM;
+    size = sizeof listening;
+    const bool accepting = stream && ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == 0 && listening;
+    sockaddr_storage addr{};
+    socklen_t addr_size = sizeof addr;
+    const bool named = accepting && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_size) == 0 &&
+                       (addr.ss_family == AF_UNIX || addr.ss_family == AF_INET || addr.ss_family == AF_INET6);
+    if (!named) throw error(errc::not_a_listening_socket, what + " is not a listening UNIX or TCP stream socket");
+    const protocol::endpoint local(&addr, addr_size, 0);
+    listener l{to_endpoint(local), std::nullopt, acceptor(ctx), std::nullopt, is_ip(local), true, std::move(name)};
+    error_code ec;
+    l.socket.assign(protocol(addr.ss_family, 0), fd, ec);
+    if (ec) throw error(ec, what + ": " + ec.message());
+    return l;
+}
+
+void reapply_socket_mode(const listener& l, unsigned mode) {
+    if (l.claim && l.configured) set_socket_mode(*l.configured, mode);
 }
 
 }  // namespace hello::detail

@@ -7,6 +7,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <list>
+#include <mutex>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -17,33 +20,45 @@ using namespace detail;
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
     impl(asio::io_context& c, server_config cfg)
-        : ctx(c), control(asio::make_strand(c)), state(std::make_shared<server_state>(std::move(cfg), control)) {}
+        : ctx(c),
+          control(asio::make_strand(c)),
+          config(std::make_shared<const server_config>(std::move(cfg))),
+          state(std::make_shared<server_state>(control)) {}
 
     // Connections get a strand each only when several threads could run them at once.
     asio::any_io_executor new_executor() {
-        if (state->config.threads == 1) return ctx.get_executor();
+        if (config->threads == 1) return ctx.get_executor();
         return asio::make_strand(ctx);
     }
 
-    static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, listener& l);
+    static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, std::shared_ptr<listener> l);
     static asio::awaitable<void> stop_sequence(std::shared_ptr<impl> self);
+    template <typename Listeners>
+    void add_listeners(Listeners opened);
     void serve(stream_socket socket, const listener& l);
     void accept_backlog(listener& l);
-    void close_listeners();
+    void close_listener(listener& l);
     void for_each_session(void (session::*action)());
     asio::awaitable<void> all_closed_within(std::chrono::steady_clock::duration limit);
+    std::vector<std::string> apply(server_config next);
+    void note_endpoints();
 
     asio::io_context& ctx;
-    asio::any_io_executor control;  // serialises listeners and the stop
+    asio::any_io_executor control;  // serialises the configuration, the listeners and the stop
+    std::shared_ptr<const server_config> config;  // on `control`; new connections take theirs here
     std::shared_ptr<server_state> state;
-    std::vector<listener> listeners;
-    std::vector<endpoint> endpoints;
+    std::vector<std::shared_ptr<listener>> listeners;
+    bool started = false;
     bool stop_started = false;
     bool hurry = false;  // a second stop request: stop waiting for the drain
     std::vector<std::function<void()>> on_stopped;
+
+    mutable std::mutex endpoints_mutex;  // endpoints() is asked from any thread
+    std::vector<endpoint> endpoints;
 };
 
-asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, listener& l) {
+asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, std::shared_ptr<listener> listening) {
+    auto& l = *listening;
     constexpr auto retry_after = std::chrono::milliseconds(100);
     std::uint64_t exhausted_attempts = 0;  // in the current spell of descriptor or memory shortage
     for (;;) {
@@ -73,7 +88,7 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, list
 void server::impl::serve(stream_socket socket, const listener& l) {
     if (l.is_tcp) send_without_delay(socket);
     const auto id = state->accepted.fetch_add(1, std::memory_order_relaxed) + 1;
-    session::start(std::move(socket), state, id);
+    session::start(std::move(socket), state, id, {config->framing, config->max_request_bytes, config->threads == 1});
 }
 
 // A client whose connect() succeeded may be waiting in the backlog with its request sent;
@@ -89,14 +104,31 @@ void server::impl::accept_backlog(listener& l) {
         spdlog::warn("accept on {} while stopping failed: {}", l.where.to_string(), ec.message());
 }
 
-// Socket files go at once, so that a replacement server can start while this one drains.
-void server::impl::close_listeners() {
-    for (auto& l : listeners) {
-        accept_backlog(l);
-        error_code ec;
-        l.socket.close(ec);
-        if (l.claim) l.claim->release();
+// A socket file goes at once, so that a replacement server can start while this one drains.
+// An inherited socket stays with its supervisor, clients queued on it included: they wait
+// for the next start rather than being taken now.
+void server::impl::close_listener(listener& l) {
+    if (!l.inherited) accept_backlog(l);
+    error_code ec;
+    l.socket.close(ec);
+    if (l.claim) l.claim->release();
+}
+
+template <typename Listeners>
+void server::impl::add_listeners(Listeners opened) {
+    for (auto& l : opened) {
+        auto shared = std::make_shared<listener>(std::move(l));
+        listeners.push_back(shared);
+        if (started) asio::co_spawn(control, accept_loop(shared_from_this(), std::move(shared)), asio::detached);
     }
+    note_endpoints();
+}
+
+void server::impl::note_endpoints() {
+    std::vector<endpoint> now;
+    for (const auto& l : listeners) now.push_back(l->where);
+    std::lock_guard lock(endpoints_mutex);
+    endpoints = std::move(now);
 }
 
 void server::impl::for_each_session(void (session::*action)()) {
@@ -117,11 +149,12 @@ asio::awaitable<void> server::impl::all_closed_within(std::chrono::steady_clock:
 asio::awaitable<void> server::impl::stop_sequence(std::shared_ptr<impl> self) {
     auto& state = *self->state;
     state.stopping = true;
-    self->close_listeners();
+    for (auto& l : self->listeners) self->close_listener(*l);
+    const auto drain_timeout = self->config->drain_timeout;
     spdlog::info("stopping: no longer accepting; draining {} open connections (up to {} ms)", state.open.load(),
-                 state.config.drain_timeout.count());
+                 drain_timeout.count());
     self->for_each_session(&session::drain);
-    co_await self->all_closed_within(state.config.drain_timeout);
+    co_await self->all_closed_within(drain_timeout);
     if (const auto left = state.open.load(); left > 0) {
         if (self->hurry)
             spdlog::warn("closing {} connections now", left);
@@ -137,32 +170,91 @@ asio::awaitable<void> server::impl::stop_sequence(std::shared_ptr<impl> self) {
         if (fn) fn();
 }
 
-server::server(asio::io_context& ctx, server_config config) : impl_(std::make_shared<impl>(ctx, std::move(config))) {
+server::server(asio::io_context& ctx, server_config config, std::vector<inherited_socket> inherited)
+    : impl_(std::make_shared<impl>(ctx, std::move(config))) {
     // Bind everything before serving anything: a configuration that is half usable fails whole.
-    for (const auto& ep : impl_->state->config.listen) {
-        for (auto& l : open_listeners(ctx, ep, impl_->state->config)) {
-            impl_->endpoints.push_back(l.where);
-            impl_->listeners.push_back(std::move(l));
-        }
-    }
+    std::list<listener> passed_down;
+    for (auto& s : inherited) passed_down.push_back(adopt_listener(ctx, s.fd, std::move(s.name)));
+    for (const auto& ep : impl_->config->listen) impl_->add_listeners(open_listeners(ctx, ep, *impl_->config, passed_down));
+    // What the supervisor passed down is served even when no configured endpoint names it.
+    for (const auto& l : passed_down)
+        spdlog::info("serving inherited socket {}{} that no configured endpoint names", l.where.to_string(),
+                     l.name.empty() ? "" : " (" + l.name + ")");
+    impl_->add_listeners(std::move(passed_down));
 }
 
 server::~server() {
     for (auto& l : impl_->listeners)
-        if (l.claim) l.claim->release();
+        if (l->claim) l->claim->release();
 }
 
-const std::vector<endpoint>& server::endpoints() const noexcept {
+std::vector<endpoint> server::endpoints() const {
+    std::lock_guard lock(impl_->endpoints_mutex);
     return impl_->endpoints;
 }
 
 void server::start() {
     std::string where;
-    for (const auto& ep : impl_->endpoints) where += (where.empty() ? "" : ", ") + ep.to_string();
-    spdlog::info("hello-server listening on {} (framing {}, {} thread{})", where,
-                 to_string(impl_->state->config.framing), impl_->state->config.threads,
-                 impl_->state->config.threads == 1 ? "" : "s");
-    for (auto& l : impl_->listeners) asio::co_spawn(impl_->control, impl::accept_loop(impl_, l), asio::detached);
+    for (const auto& ep : endpoints()) where += (where.empty() ? "" : ", ") + ep.to_string();
+    const auto& cfg = *impl_->config;
+    spdlog::info("hello-server listening on {} (framing {}, {} thread{})", where, to_string(cfg.framing), cfg.threads,
+                 cfg.threads == 1 ? "" : "s");
+    asio::post(impl_->control, [self = impl_] {
+        self->started = true;
+        for (auto& l : self->listeners) asio::co_spawn(self->control, impl::accept_loop(self, l), asio::detached);
+    });
+}
+
+// On `control`. What cannot be applied is said, and the rest still applies.
+std::vector<std::string> server::impl::apply(server_config next) {
+    std::vector<std::string> problems;
+    if (stop_started) return {"stopping: the new configuration is not applied"};
+    if (next.threads != config->threads) {
+        problems.push_back("threads stays " + std::to_string(config->threads) + ": a change takes a restart");
+        next.threads = config->threads;
+    }
+    const auto listed = [&](const std::optional<endpoint>& ep) {
+        return ep && std::find(next.listen.begin(), next.listen.end(), *ep) != next.listen.end();
+    };
+    std::erase_if(listeners, [&](const std::shared_ptr<listener>& l) {
+        // An inherited socket stays: its supervisor keeps it listening whatever we do.
+        if (l->inherited || listed(l->configured)) return false;
+        spdlog::info("no longer listening on {}", l->where.to_string());
+        close_listener(*l);
+        return true;
+    });
+    for (const auto& ep : next.listen) {
+        const bool open = std::any_of(listeners.begin(), listeners.end(),
+                                      [&](const std::shared_ptr<listener>& l) { return l->configured == ep; });
+        if (open) continue;
+        try {
+            std::list<listener> none_passed_down;
+            auto opened = open_listeners(ctx, ep, next, none_passed_down);
+            for (const auto& l : opened) spdlog::info("now listening on {}", l.where.to_string());
+            add_listeners(std::move(opened));
+        } catch (const error& e) {
+            problems.push_back(e.what());
+        }
+    }
+    if (next.socket_mode != config->socket_mode) {
+        for (const auto& l : listeners) {
+            try {
+                reapply_socket_mode(*l, next.socket_mode);
+            } catch (const error& e) {
+                problems.push_back(e.what());
+            }
+        }
+    }
+    note_endpoints();
+    config = std::make_shared<const server_config>(std::move(next));
+    return problems;
+}
+
+void server::reload(server_config config, std::function<void(std::vector<std::string>)> done) {
+    asio::post(impl_->control, [self = impl_, config = std::move(config), done = std::move(done)]() mutable {
+        auto problems = self->apply(std::move(config));
+        if (done) done(std::move(problems));
+    });
 }
 
 void server::run() {
@@ -170,7 +262,7 @@ void server::run() {
     // is a start-up error, not a server running on fewer threads than it says.
     auto idle = asio::make_work_guard(impl_->ctx);
     std::vector<std::jthread> workers;
-    const auto extra = impl_->state->config.threads - 1;
+    const auto extra = impl_->config->threads - 1;
     workers.reserve(extra);
     try {
         for (unsigned i = 0; i < extra; ++i) workers.emplace_back([this] { impl_->ctx.run(); });

@@ -2,8 +2,6 @@
 
 #include "net.hpp"
 
-#include <hello/config.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <list>
@@ -15,14 +13,14 @@ namespace hello::detail {
 
 class session;
 
-// What every connection of one server shares: the settings, the counters and the registry
-// of open connections, through which a stop reaches each of them. Safe from any thread.
+// What every connection of one server shares: the counters and the registry of open
+// connections, through which a stop reaches each of them. Safe from any thread.
 class server_state : public std::enable_shared_from_this<server_state> {
 public:
     using handle = std::list<std::weak_ptr<session>>::iterator;
 
     // `control` is the executor the stop runs on; `drained` lives there.
-    server_state(server_config c, asio::any_io_executor control) : config(std::move(c)), drained(std::move(control)) {}
+    explicit server_state(asio::any_io_executor control) : drained(std::move(control)) {}
 
     handle add(const std::shared_ptr<session>& s);
     // Once stopping, the last connection to go cancels `drained`'s wait.
@@ -32,7 +30,6 @@ public:
     // reference to a session may be one of these, and its destructor calls remove().
     [[nodiscard]] std::vector<std::shared_ptr<session>> open_sessions();
 
-    const server_config config;
     std::atomic<bool> stopping{false};
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> answered{0};

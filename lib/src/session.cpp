@@ -46,16 +46,18 @@ bool is_quiet_disconnect(const error_code& ec) {
 
 }  // namespace
 
-session::session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id)
-    : socket_(std::move(socket)), state_(std::move(state)), id_(id), draining_(state_->stopping) {}
+session::session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
+                 session_settings settings)
+    : socket_(std::move(socket)), state_(std::move(state)), id_(id), settings_(settings), draining_(state_->stopping) {}
 
 session::~session() {
     spdlog::debug("connection {} closed after {} requests", id_, requests_);
     state_->remove(handle_);
 }
 
-void session::start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id) {
-    auto s = std::make_shared<session>(std::move(socket), state, id);
+void session::start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
+                    session_settings settings) {
+    auto s = std::make_shared<session>(std::move(socket), state, id, settings);
     s->handle_ = state->add(s);
     auto ex = s->executor();
     asio::co_spawn(ex, run(std::move(s)), [id](std::exception_ptr failure) {
@@ -74,8 +76,8 @@ void session::start(stream_socket socket, std::shared_ptr<server_state> state, s
 asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     if (spdlog::should_log(spdlog::level::debug))
         spdlog::debug("connection {} opened: {}", self->id_, self->describe_peer());
-    if (self->state_->config.framing == framing::line)
-        co_await self->serve(line_framer(self->state_->config.max_request_bytes));
+    if (self->settings_.framing == framing::line)
+        co_await self->serve(line_framer(self->settings_.max_request_bytes));
     else
         co_await self->serve(raw_framer{});
     error_code ec;
@@ -87,11 +89,11 @@ template <typename Framer>
 asio::awaitable<void> session::serve(Framer framer) {
     // Blind reads share one buffer among all the thread's pending reads, so they need one
     // thread; the other way reads only once data is there, and must never block.
-    const bool read_blind = std::is_same_v<Framer, raw_framer> && state_->config.threads == 1;
+    const bool read_blind = std::is_same_v<Framer, raw_framer> && settings_.read_blind;
     error_code ec;
     if (!read_blind) socket_.non_blocking(true, ec);
     if (ec) co_return;
-    const auto batch = reply_batch(state_->config.framing);
+    const auto batch = reply_batch(settings_.framing);
     const auto reply_size = batch.size() / batch_capacity;
     for (;;) {
         if (!request_may_follow()) co_return;
@@ -123,7 +125,7 @@ asio::awaitable<void> session::serve(Framer framer) {
         }
         if (owed.refuse) {
             spdlog::warn("connection {}: request over {} bytes refused; closing", id_,
-                         state_->config.max_request_bytes);
+                         settings_.max_request_bytes);
             auto [write_ec, written_n] = co_await asio::async_write(socket_, asio::buffer(too_long_reply), nothrow);
             written(write_ec);
             co_return;

@@ -3,6 +3,8 @@
 #include "net.hpp"
 #include "server_state.hpp"
 
+#include <hello/framing.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -10,6 +12,15 @@
 #include <string_view>
 
 namespace hello::detail {
+
+// What a connection needs of the configuration, fixed when it is accepted: a reload applies
+// to the connections that come after it.
+struct session_settings {
+    hello::framing framing = framing::raw;
+    std::size_t max_request_bytes = 4096;
+    // Raw framing with the io_context on one thread: reads may land blind in one shared buffer.
+    bool read_blind = false;
+};
 
 // One connection, from accept to close: reads requests, answers each with `hello client`.
 //
@@ -20,14 +31,15 @@ namespace hello::detail {
 // session's executor.
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
+    session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id, session_settings settings);
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
     // Registers the connection and spawns its coroutine on the socket's executor. A session
     // started once the server is stopping drains from the start.
-    static void start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id);
+    static void start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
+                      session_settings settings);
 
     [[nodiscard]] asio::any_io_executor executor() { return socket_.get_executor(); }
 
@@ -55,6 +67,7 @@ private:
     server_state::handle handle_{};
     std::uint64_t id_;
     std::uint64_t requests_ = 0;
+    session_settings settings_;
     bool awaiting_request_ = false;
     bool draining_ = false;
 };

@@ -29,14 +29,11 @@ class SessionTest : public ::testing::Test {
 protected:
     // Starts a session on one end of a fresh pair; the test talks on the other end, `peer_`.
     void start(framing f, std::size_t max_request_bytes = 4096) {
-        server_config cfg;
-        cfg.framing = f;
-        cfg.max_request_bytes = max_request_bytes;
-        state_ = std::make_shared<server_state>(cfg, ctx_.get_executor());
+        state_ = std::make_shared<server_state>(ctx_.get_executor());
         local::stream_protocol::socket server_end(ctx_);
         local::connect_pair(peer_, server_end);
         stream_socket adopted(ctx_, protocol(AF_UNIX, 0), server_end.release());
-        session::start(std::move(adopted), state_, 1);
+        session::start(std::move(adopted), state_, 1, {f, max_request_bytes, true});
     }
 
     awaitable<std::string> read_exactly(std::size_t n) {

@@ -19,6 +19,7 @@ enum class errc {
     endpoint_in_use,   // a live server owns the socket: ours (by its lock file) or another
     not_a_socket,      // the socket path exists and is something else: never touched
     socket_replaced,   // the socket file was swapped for another file while starting
+    not_a_listening_socket,  // a descriptor passed down (socket activation) is no listening stream socket
     unexpected_reply,  // the client got something other than `hello client`
     closed_early,      // the server closed the connection before a whole reply came
 };

@@ -8,9 +8,17 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace hello {
+
+// A listening socket a supervisor passed down (systemd's socket activation): the descriptor,
+// and its name if the supervisor gave one (LISTEN_FDNAMES).
+struct inherited_socket {
+    int fd = -1;
+    std::string name;
+};
 
 struct server_stats {
     std::uint64_t connections = 0;  // accepted since start
@@ -29,13 +37,19 @@ struct server_stats {
 // last connection is gone `on_stopped` runs and the io_context runs out of work.
 class server {
 public:
-    server(boost::asio::io_context& ctx, server_config config);
+    // A configured endpoint whose address one of `inherited` has is served through that socket
+    // rather than bound; inherited sockets no endpoint names are served too. The server takes
+    // the descriptors, and never unlinks, chmods, locks or drains what they are bound to.
+    // Throws hello::error: errc::not_a_listening_socket for an inherited descriptor that is no
+    // listening stream socket, or whatever binding an endpoint met.
+    server(boost::asio::io_context& ctx, server_config config, std::vector<inherited_socket> inherited = {});
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
     // Where the server listens, with ephemeral TCP ports resolved (for tcp:host:0).
-    [[nodiscard]] const std::vector<endpoint>& endpoints() const noexcept;
+    // Thread-safe: a reload may change them.
+    [[nodiscard]] std::vector<endpoint> endpoints() const;
 
     // Starts `config.threads` - 1 threads, then serves on them and the caller until stopped
     // and the io_context has no work left. Throws hello::error (nothing served) when the
@@ -44,6 +58,12 @@ public:
 
     // Starts accepting; the caller runs the io_context.
     void start();
+
+    // Applies `config` from now on: framing and limits to new connections, socket mode to the
+    // socket files, listeners opened and closed to match `listen` (inherited ones stay).
+    // `threads` cannot change. `done` gets what could not be applied, one line each (an
+    // endpoint that would not bind, say); the rest applies all the same. Thread-safe.
+    void reload(server_config config, std::function<void(std::vector<std::string> problems)> done = {});
 
     // Thread-safe; calling it again while draining does nothing but remember the callback.
     void stop(std::function<void()> on_stopped = {});
