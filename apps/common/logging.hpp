@@ -14,4 +14,7 @@ enum class log_level { trace, debug, info, warn, error, off };
 // logs through spdlog's default logger and leaves it alone; this is the programs' choice.
 void init_logging(log_level level);
 
+// Changes the level of what init_logging() set up (a reload).
+void set_log_level(log_level level);
+
 }  // namespace hello::app

@@ -2,6 +2,7 @@
 #include "exit_code.hpp"
 #include "logging.hpp"
 #include "server_options.hpp"
+#include "systemd.hpp"
 
 #include <hello/error.hpp>
 #include <hello/server.hpp>
@@ -10,11 +11,16 @@
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <functional>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -65,42 +71,147 @@ void raise_descriptor_limit() {
     }
 }
 
-// Signals an administrator may send a daemon by habit; the default action would kill the
-// server and leave its socket file and lock file behind.
-bool is_harmless(int signo) {
-    return signo == SIGHUP || signo == SIGUSR1 || signo == SIGUSR2;
-}
+// The running daemon: the server, the signals that steer it, and what systemd is told.
+class server_daemon {
+public:
+    // `reread` reads the configuration again as at start (command line, environment, file).
+    server_daemon(server_invocation first, std::function<server_invocation()> reread)
+        : invocation_(std::move(first)),
+          reread_(std::move(reread)),
+          ctx_(static_cast<int>(invocation_.config.threads)),
+          steer_(boost::asio::make_strand(ctx_)),
+          server_(ctx_, invocation_.config, systemd::take_inherited_sockets()),
+          signals_(steer_, SIGINT, SIGTERM),
+          status_timer_(steer_),
+          watchdog_timer_(steer_) {
+        for (int more : {SIGHUP, SIGUSR1, SIGUSR2}) signals_.add(more);
+    }
 
-// SIGTERM or SIGINT drains; a second one stops waiting for slow connections. SIGHUP, SIGUSR1
-// and SIGUSR2 are logged and ignored.
-void on_signal(boost::asio::signal_set& signals, hello::server& server, bool stopping) {
-    signals.async_wait([&signals, &server, stopping](const boost::system::error_code& ec, int signo) {
-        if (ec) return;
-        const char* name = ::sigabbrev_np(signo);
-        if (is_harmless(signo)) {
-            spdlog::info("received SIG{}; it has no meaning here, carrying on", name ? name : "?");
-        } else if (!stopping) {
-            spdlog::info("received SIG{}; shutting down", name ? name : "?");
-            server.stop([&signals] { signals.cancel(); });
-        } else {
-            spdlog::warn("second signal: closing every connection now");
-            server.abort();
+    int run() {
+        wait_for_signal();
+        keep_watchdog();
+        server_.run([this] {
+            boost::asio::post(steer_, [this] {
+                systemd::notify("READY=1\n" + status_line());
+                keep_status();
+            });
+        });
+        const auto stats = server_.stats();
+        spdlog::info("stopped: served {} connections and {} requests", stats.connections, stats.requests);
+        return 0;
+    }
+
+private:
+    // SIGTERM or SIGINT drains; a second one stops waiting for slow connections. SIGHUP
+    // reloads the configuration; SIGUSR1 and SIGUSR2 are logged and ignored: their default
+    // action would kill the server and leave its socket file and lock file behind.
+    void wait_for_signal() {
+        signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+            if (ec) return;
+            const char* name = ::sigabbrev_np(signo);
+            if (signo == SIGHUP && !stopping_) {
+                reload();
+            } else if (signo == SIGUSR1 || signo == SIGUSR2 || signo == SIGHUP) {
+                spdlog::info("received SIG{}; it has no meaning here, carrying on", name ? name : "?");
+            } else if (!stopping_) {
+                spdlog::info("received SIG{}; shutting down", name ? name : "?");
+                begin_stop();
+            } else {
+                spdlog::warn("second signal: closing every connection now");
+                server_.abort();
+            }
+            wait_for_signal();
+        });
+    }
+
+    void begin_stop() {
+        stopping_ = true;
+        // The drain may take the whole drain timeout: tell systemd not to kill us before.
+        const auto allowance = std::chrono::duration_cast<std::chrono::microseconds>(invocation_.config.drain_timeout +
+                                                                                     std::chrono::seconds(5));
+        systemd::notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=" + std::to_string(allowance.count()) +
+                        "\nSTATUS=stopping: draining " + std::to_string(server_.stats().open) + " connections");
+        server_.stop([this] {
+            signals_.cancel();
+            status_timer_.cancel();
+            watchdog_timer_.cancel();
+        });
+    }
+
+    // Like sshd and nginx: a file that does not read or validate changes nothing.
+    void reload() {
+        spdlog::info("received SIGHUP; reloading the configuration");
+        systemd::notify_reloading();
+        server_invocation next;
+        try {
+            next = reread_();
+        } catch (const startup_error& e) {
+            spdlog::error("reload failed, keeping the running configuration: {}", e.what());
+            systemd::notify("READY=1\nSTATUS=reload failed, running the previous configuration: " +
+                            std::string(e.what()));
+            return;
         }
-        on_signal(signals, server, stopping || !is_harmless(signo));
-    });
-}
+        set_log_level(next.log_level);
+        invocation_.log_level = next.log_level;
+        server_.reload(next.config, [this, next](std::vector<std::string> problems) {
+            boost::asio::post(steer_, [this, next, problems = std::move(problems)] {
+                for (const auto& p : problems) spdlog::error("reload: {}", p);
+                const auto threads = invocation_.config.threads;  // a change takes a restart
+                invocation_.config = next.config;
+                invocation_.config.threads = threads;
+                const auto how = problems.empty() ? "reloaded" : "reloaded in part";
+                spdlog::info("{}; listening on {}", how, endpoints_text());
+                systemd::notify("READY=1\n" + status_line());
+            });
+        });
+    }
 
-int serve(const hello::server_config& config) {
-    boost::asio::io_context ctx(static_cast<int>(config.threads));
-    hello::server server(ctx, config);
-    boost::asio::signal_set signals(ctx, SIGINT, SIGTERM);
-    for (int harmless : {SIGHUP, SIGUSR1, SIGUSR2}) signals.add(harmless);
-    on_signal(signals, server, false);
-    server.run();
-    const auto stats = server.stats();
-    spdlog::info("stopped: served {} connections and {} requests", stats.connections, stats.requests);
-    return 0;
-}
+    std::string endpoints_text() const {
+        std::string where;
+        for (const auto& ep : server_.endpoints()) where += (where.empty() ? "" : ", ") + ep.to_string();
+        return where;
+    }
+
+    std::string status_line() const {
+        const auto stats = server_.stats();
+        return "STATUS=listening on " + endpoints_text() + "; " + std::to_string(stats.open) + " connections open, " +
+               std::to_string(stats.requests) + " requests served";
+    }
+
+    // STATUS= every few seconds, for `systemctl status`; nothing outside systemd.
+    void keep_status() {
+        if (!std::getenv("NOTIFY_SOCKET") || stopping_) return;
+        status_timer_.expires_after(std::chrono::seconds(5));
+        status_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || stopping_) return;
+            systemd::notify(status_line());
+            keep_status();
+        });
+    }
+
+    // Pings from the event loop itself, at half the interval: a loop that is stuck stops
+    // pinging, and systemd restarts the service.
+    void keep_watchdog() {
+        const auto interval = systemd::watchdog_interval();
+        if (!interval) return;
+        watchdog_timer_.expires_after(*interval / 2);
+        watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec) return;
+            systemd::notify("WATCHDOG=1");
+            keep_watchdog();
+        });
+    }
+
+    server_invocation invocation_;
+    std::function<server_invocation()> reread_;
+    boost::asio::io_context ctx_;
+    boost::asio::any_io_executor steer_;  // signals, timers and reloads, one at a time
+    hello::server server_;
+    boost::asio::signal_set signals_;
+    boost::asio::steady_timer status_timer_;
+    boost::asio::steady_timer watchdog_timer_;
+    bool stopping_ = false;
+};
 
 // One line on stderr, then the exit code that goes with it.
 int report(const startup_error& e) {
@@ -132,7 +243,8 @@ int main(int argc, char* argv[]) {
         }
         init_logging(inv.log_level);
         raise_descriptor_limit();
-        return serve(inv.config);
+        server_daemon daemon(inv, [argc, argv] { return parse_server_invocation(argc, argv, environ); });
+        return daemon.run();
     } catch (const startup_error& e) {
         return report(e);
     } catch (const hello::error& e) {

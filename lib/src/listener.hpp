@@ -16,8 +16,8 @@ namespace hello::detail {
 // claim on its path. A socket inherited from a supervisor (socket activation) owns nothing:
 // the supervisor keeps it, so it is never unlinked, chmod-ed, locked or drained by us.
 struct listener {
-    endpoint where;                         // as reported, with an ephemeral port resolved
-    std::optional<endpoint> configured;     // the configured endpoint it serves, if any
+    endpoint where;                      // as reported, with an ephemeral port resolved
+    std::optional<endpoint> configured;  // the configured endpoint it serves, if any
     acceptor socket;
     std::optional<socket_path_claim> claim;
     bool is_tcp = false;

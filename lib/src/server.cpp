@@ -44,7 +44,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     void note_endpoints();
 
     asio::io_context& ctx;
-    asio::any_io_executor control;  // serialises the configuration, the listeners and the stop
+    asio::any_io_executor control;                // serialises the configuration, the listeners and the stop
     std::shared_ptr<const server_config> config;  // on `control`; new connections take theirs here
     std::shared_ptr<server_state> state;
     std::vector<std::shared_ptr<listener>> listeners;
@@ -175,7 +175,8 @@ server::server(asio::io_context& ctx, server_config config, std::vector<inherite
     // Bind everything before serving anything: a configuration that is half usable fails whole.
     std::list<listener> passed_down;
     for (auto& s : inherited) passed_down.push_back(adopt_listener(ctx, s.fd, std::move(s.name)));
-    for (const auto& ep : impl_->config->listen) impl_->add_listeners(open_listeners(ctx, ep, *impl_->config, passed_down));
+    for (const auto& ep : impl_->config->listen)
+        impl_->add_listeners(open_listeners(ctx, ep, *impl_->config, passed_down));
     // What the supervisor passed down is served even when no configured endpoint names it.
     for (const auto& l : passed_down)
         spdlog::info("serving inherited socket {}{} that no configured endpoint names", l.where.to_string(),
@@ -257,7 +258,7 @@ void server::reload(server_config config, std::function<void(std::vector<std::st
     });
 }
 
-void server::run() {
+void server::run(std::function<void()> serving) {
     // Every thread is started before anything is served: a system that cannot give them all
     // is a start-up error, not a server running on fewer threads than it says.
     auto idle = asio::make_work_guard(impl_->ctx);
@@ -272,6 +273,7 @@ void server::run() {
                                   std::to_string(extra + 1) + ": " + e.code().message());
     }
     start();
+    if (serving) asio::post(impl_->control, std::move(serving));  // after start()'s own post
     idle.reset();
     impl_->ctx.run();
 }

@@ -46,8 +46,7 @@ bool is_quiet_disconnect(const error_code& ec) {
 
 }  // namespace
 
-session::session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
-                 session_settings settings)
+session::session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id, session_settings settings)
     : socket_(std::move(socket)), state_(std::move(state)), id_(id), settings_(settings), draining_(state_->stopping) {}
 
 session::~session() {
@@ -124,8 +123,7 @@ asio::awaitable<void> session::serve(Framer framer) {
             left -= now;
         }
         if (owed.refuse) {
-            spdlog::warn("connection {}: request over {} bytes refused; closing", id_,
-                         settings_.max_request_bytes);
+            spdlog::warn("connection {}: request over {} bytes refused; closing", id_, settings_.max_request_bytes);
             auto [write_ec, written_n] = co_await asio::async_write(socket_, asio::buffer(too_long_reply), nothrow);
             written(write_ec);
             co_return;

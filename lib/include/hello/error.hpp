@@ -12,16 +12,16 @@ namespace hello {
 // What the library could not do, beyond what the system says (those come as system errors:
 // address in use, permission denied, too many open files, ...).
 enum class errc {
-    bad_endpoint = 1,  // endpoint text that is not unix:/path, unix:@name or tcp:host:port
-    name_too_long,     // a UNIX path or abstract name over endpoint::max_unix_name bytes
-    host_not_found,    // a TCP host name that resolves to no address
-    resolver_failed,   // the resolver itself failed (no answer, no memory, ...)
-    endpoint_in_use,   // a live server owns the socket: ours (by its lock file) or another
-    not_a_socket,      // the socket path exists and is something else: never touched
-    socket_replaced,   // the socket file was swapped for another file while starting
+    bad_endpoint = 1,        // endpoint text that is not unix:/path, unix:@name or tcp:host:port
+    name_too_long,           // a UNIX path or abstract name over endpoint::max_unix_name bytes
+    host_not_found,          // a TCP host name that resolves to no address
+    resolver_failed,         // the resolver itself failed (no answer, no memory, ...)
+    endpoint_in_use,         // a live server owns the socket: ours (by its lock file) or another
+    not_a_socket,            // the socket path exists and is something else: never touched
+    socket_replaced,         // the socket file was swapped for another file while starting
     not_a_listening_socket,  // a descriptor passed down (socket activation) is no listening stream socket
-    unexpected_reply,  // the client got something other than `hello client`
-    closed_early,      // the server closed the connection before a whole reply came
+    unexpected_reply,        // the client got something other than `hello client`
+    closed_early,            // the server closed the connection before a whole reply came
 };
 
 [[nodiscard]] const boost::system::error_category& category() noexcept;

@@ -54,7 +54,8 @@ public:
     // Starts `config.threads` - 1 threads, then serves on them and the caller until stopped
     // and the io_context has no work left. Throws hello::error (nothing served) when the
     // system will not give every thread.
-    void run();
+    // `serving`, if given, is posted once every listener accepts (to say READY=1, say).
+    void run(std::function<void()> serving = {});
 
     // Starts accepting; the caller runs the io_context.
     void start();
