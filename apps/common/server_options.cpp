@@ -7,6 +7,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +17,8 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,11 +52,63 @@ struct setting {
     const char* value_name;
     const char* help;
     const char* expected;  // what a valid value looks like, for the error
-    bool list;             // repeatable; read() sees one item at a time
     // Stores the value `text` stands for; false when it stands for none.
     std::function<bool(server_invocation&, const std::string& text)> read;
     std::function<std::vector<std::string>(const server_invocation&)> show;
+    // For a list (repeatable, and comma-separated in HELLO_*): empties it before read() is
+    // given one item at a time, as a list replaces the defaults rather than adding to them.
+    std::function<void(server_invocation&)> clear = {};
 };
+
+// Seconds where 0 means "never".
+std::function<bool(server_invocation&, const std::string&)> seconds_in(std::chrono::milliseconds server_config::*field) {
+    return [=](server_invocation& inv, const std::string& text) {
+        const auto d = parse_seconds(text);
+        if (d) inv.config.*field = *d;
+        return d.has_value();
+    };
+}
+
+std::function<std::vector<std::string>(const server_invocation&)> seconds_of(
+    std::chrono::milliseconds server_config::*field) {
+    return [=](const server_invocation& inv) { return std::vector{format_seconds(inv.config.*field)}; };
+}
+
+// A user or group as a name or a number: ids are what the kernel compares.
+std::optional<unsigned> user_id(const std::string& text) {
+    if (const auto n = parse_number<unsigned>(text)) return n;
+    std::vector<char> buffer(16384);
+    passwd entry{};
+    passwd* found = nullptr;
+    if (::getpwnam_r(text.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || !found) return std::nullopt;
+    return found->pw_uid;
+}
+
+std::optional<unsigned> group_id(const std::string& text) {
+    if (const auto n = parse_number<unsigned>(text)) return n;
+    std::vector<char> buffer(16384);
+    group entry{};
+    group* found = nullptr;
+    if (::getgrnam_r(text.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || !found) return std::nullopt;
+    return found->gr_gid;
+}
+
+std::function<bool(server_invocation&, const std::string&)> ids_into(
+    std::vector<unsigned> server_config::*field, std::optional<unsigned> (*lookup)(const std::string&)) {
+    return [=](server_invocation& inv, const std::string& text) {
+        const auto id = lookup(text);
+        if (id) (inv.config.*field).push_back(*id);
+        return id.has_value();
+    };
+}
+
+std::function<std::vector<std::string>(const server_invocation&)> ids_of(std::vector<unsigned> server_config::*field) {
+    return [=](const server_invocation& inv) {
+        std::vector<std::string> out;
+        for (const auto id : inv.config.*field) out.push_back(std::to_string(id));
+        return out;
+    };
+}
 
 template <typename Number>
 std::function<bool(server_invocation&, const std::string&)> number_in(Number server_config::*field, Number low,
@@ -76,7 +131,7 @@ const std::vector<setting>& settings() {
         {"listen", "l", "ENDPOINT",
          "endpoint to serve, repeatable: unix:/path, unix:@abstract, tcp:host:port, tcp:[v6]:port "
          "(default unix:/tmp/uds_socket; HELLO_LISTEN takes a comma-separated list)",
-         "an endpoint", true,
+         "an endpoint",
          [](server_invocation& inv, const std::string& text) {
              try {
                  inv.config.listen.push_back(endpoint::parse(text));
@@ -89,20 +144,21 @@ const std::vector<setting>& settings() {
              std::vector<std::string> out;
              for (const auto& ep : inv.config.listen) out.push_back(ep.to_string());
              return out;
-         }},
+         },
+         [](server_invocation& inv) { inv.config.listen.clear(); }},
         {"framing", nullptr, "raw|line",
          "raw: each chunk read gets 'hello client'; line: each line gets 'hello client\\n' (default raw)",
-         "raw or line", false,
+         "raw or line",
          [](server_invocation& inv, const std::string& text) {
              const auto f = parse_framing(text);
              if (f) inv.config.framing = *f;
              return f.has_value();
          },
          [](const server_invocation& inv) { return std::vector{std::string(to_string(inv.config.framing))}; }},
-        {"threads", nullptr, "N", "threads running the server (default 1)", "a number from 1 to 1024", false,
+        {"threads", nullptr, "N", "threads running the server (default 1)", "a number from 1 to 1024",
          number_in(&server_config::threads, 1U, 1024U), number_of(&server_config::threads)},
         {"log-level", nullptr, "LEVEL", "trace, debug, info, warn, error or off (default info)",
-         "trace, debug, info, warn, error or off", false,
+         "trace, debug, info, warn, error or off",
          [](server_invocation& inv, const std::string& text) {
              const auto l = parse_log_level(text);
              if (l) inv.log_level = *l;
@@ -110,25 +166,48 @@ const std::vector<setting>& settings() {
          },
          [](const server_invocation& inv) { return std::vector{std::string(to_string(inv.log_level))}; }},
         {"socket-mode", nullptr, "OCTAL", "permissions of UNIX socket files (default 0660)",
-         "an octal mode such as 0660", false, number_in(&server_config::socket_mode, 0U, 0777U, 8),
+         "an octal mode such as 0660", number_in(&server_config::socket_mode, 0U, 0777U, 8),
          [](const server_invocation& inv) {
              char mode[8];
              std::snprintf(mode, sizeof mode, "%04o", inv.config.socket_mode);
              return std::vector{std::string(mode)};
          }},
         {"max-request-bytes", nullptr, "N", "longest request line in line framing (default 4096)",
-         "a number from 1 to 16777216", false,
+         "a number from 1 to 16777216",
          number_in(&server_config::max_request_bytes, std::size_t{1}, std::size_t{1} << 24),
          number_of(&server_config::max_request_bytes)},
         {"drain-timeout", nullptr, "SECONDS",
          "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)",
-         "seconds from 0 to 86400", false,
+         "seconds from 0 to 86400", seconds_in(&server_config::drain_timeout),
+         seconds_of(&server_config::drain_timeout)},
+        {"max-connections", nullptr, "N",
+         "connections open at once; more are refused (default 0: the descriptor limit less 64)",
+         "a number from 0 to 10000000", number_in(&server_config::max_connections, std::size_t{0}, std::size_t{10'000'000}),
+         number_of(&server_config::max_connections)},
+        {"idle-timeout", nullptr, "SECONDS", "close a connection that sends no request for that long (default 0: never)",
+         "seconds from 0 to 86400", seconds_in(&server_config::idle_timeout), seconds_of(&server_config::idle_timeout)},
+        {"write-timeout", nullptr, "SECONDS",
+         "close a connection whose peer takes no reply for that long (default 30; 0: never)", "seconds from 0 to 86400",
+         seconds_in(&server_config::write_timeout), seconds_of(&server_config::write_timeout)},
+        {"socket-group", nullptr, "GROUP", "group of UNIX socket files, a name or a number (default: the server's)",
+         "a group name or number",
          [](server_invocation& inv, const std::string& text) {
-             const auto d = parse_seconds(text);
-             if (d) inv.config.drain_timeout = *d;
-             return d.has_value();
+             inv.config.socket_group = group_id(text);
+             return inv.config.socket_group.has_value();
          },
-         [](const server_invocation& inv) { return std::vector{format_seconds(inv.config.drain_timeout)}; }},
+         [](const server_invocation& inv) {
+             return inv.config.socket_group ? std::vector{std::to_string(*inv.config.socket_group)}
+                                            : std::vector<std::string>{};
+         }},
+        {"allow-uid", nullptr, "USERS",
+         "UNIX peers let in by user, names or numbers, repeatable or comma-separated (default: anyone the socket "
+         "file's mode lets connect)",
+         "a user name or number", ids_into(&server_config::allow_uids, user_id), ids_of(&server_config::allow_uids),
+         [](server_invocation& inv) { inv.config.allow_uids.clear(); }},
+        {"allow-gid", nullptr, "GROUPS",
+         "UNIX peers let in by group (primary or supplementary), names or numbers, repeatable or comma-separated",
+         "a group name or number", ids_into(&server_config::allow_gids, group_id), ids_of(&server_config::allow_gids),
+         [](server_invocation& inv) { inv.config.allow_gids.clear(); }},
     };
     return table;
 }
@@ -138,7 +217,7 @@ po::options_description settings_description() {
     for (const auto& s : settings()) {
         const auto spelling = std::string(s.name) + (s.short_name ? std::string(",") + s.short_name : "");
         po::value_semantic* value = nullptr;
-        if (s.list)
+        if (s.clear)
             value = po::value<std::vector<std::string>>()->value_name(s.value_name);
         else
             value = po::value<std::string>()->value_name(s.value_name);
@@ -187,6 +266,20 @@ std::string trim(std::string_view text) {
     return std::string(text.substr(first, text.find_last_not_of(blanks) - first + 1));
 }
 
+bool is_list(const std::string& name) {
+    const auto& all = settings();
+    return std::any_of(all.begin(), all.end(), [&](const setting& s) { return name == s.name && s.clear; });
+}
+
+// "a, b,c" as its items, blanks around the commas dropped.
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> items;
+    std::stringstream list(text);
+    for (std::string item; std::getline(list, item, ',');)
+        if (auto trimmed = trim(item); !trimmed.empty()) items.push_back(std::move(trimmed));
+    return items;
+}
+
 po::parsed_options parse_environment(const char* const* envp, const po::options_description& known) {
     po::parsed_options parsed(&known);
     for (auto* e = envp; e && *e; ++e) {
@@ -196,13 +289,9 @@ po::parsed_options parse_environment(const char* const* envp, const po::options_
         const auto name = environment_name_to_option(entry.substr(0, eq), known);
         if (name.empty()) continue;
         std::string value(entry.substr(eq + 1));
-        if (name == "listen") {
+        if (is_list(name)) {
             // One variable carries the whole list, written with or without blanks after the commas.
-            std::vector<std::string> items;
-            std::stringstream list(value);
-            for (std::string item; std::getline(list, item, ',');)
-                if (auto endpoint = trim(item); !endpoint.empty()) items.push_back(std::move(endpoint));
-            po::basic_option<char> opt(name, items);
+            po::basic_option<char> opt(name, split_list(value));
             parsed.options.push_back(opt);
         } else {
             parsed.options.push_back(po::basic_option<char>(name, {value}));
@@ -278,10 +367,14 @@ void apply_settings(const merged& m, server_invocation& inv) {
         if (!v) continue;
         const auto& [from, value] = *v;
         inv.sources[s.name] = from;
-        if (s.list) {
-            inv.config.listen.clear();  // a list replaces the defaults, it does not add to them
-            for (const auto& item : value.as<std::vector<std::string>>())
-                if (!s.read(inv, item)) bad_value(from, s.name, item, s.expected);
+        if (s.clear) {
+            s.clear(inv);
+            for (const auto& given : value.as<std::vector<std::string>>()) {
+                // An endpoint may hold a comma; the other lists take "a,b" in one value too.
+                const auto items = std::string_view(s.name) == "listen" ? std::vector{given} : split_list(given);
+                for (const auto& item : items)
+                    if (!s.read(inv, item)) bad_value(from, s.name, item, s.expected);
+            }
         } else if (const auto text = value.as<std::string>(); !s.read(inv, text)) {
             bad_value(from, s.name, text, s.expected);
         }
@@ -417,7 +510,9 @@ std::string describe(const server_invocation& inv) {
     for (const auto& s : settings()) {
         auto it = inv.sources.find(s.name);
         const auto origin = to_string(it == inv.sources.end() ? config_source::defaults : it->second);
-        for (const auto& value : s.show(inv)) {
+        const auto values = s.show(inv);
+        if (values.empty()) out << "# " << s.name << " is not set  # " << origin << "\n";
+        for (const auto& value : values) {
             // A value the file format cannot carry is left commented out, with the reason,
             // rather than printed as a line that reads back as another value.
             if (const auto why = why_unwritable(value); !why.empty())

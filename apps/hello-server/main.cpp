@@ -174,8 +174,12 @@ private:
 
     std::string status_line() const {
         const auto stats = server_.stats();
-        return "STATUS=listening on " + endpoints_text() + "; " + std::to_string(stats.open) + " connections open, " +
-               std::to_string(stats.requests) + " requests served";
+        auto line = "STATUS=listening on " + endpoints_text() + "; " + std::to_string(stats.open) +
+                    " connections open, " + std::to_string(stats.requests) + " requests served";
+        if (stats.refused + stats.denied > 0)
+            line += "; " + std::to_string(stats.refused) + " refused over the limit, " + std::to_string(stats.denied) +
+                    " not allowed";
+        return line;
     }
 
     // STATUS= every few seconds, for `systemctl status`; nothing outside systemd.

@@ -18,19 +18,22 @@ namespace {
     throw error(ec, "cannot listen on " + printable(ep.to_string()) + ": " + ec.message());
 }
 
-// Gives the socket file just bound its mode, and nothing else: whoever can write to the
-// directory may have swapped the file for a symlink (to /etc/shadow, say) or a hard link
-// since bind(), and chmod() by name would follow either. The file is opened without
-// following links and changed through that descriptor only once it is a socket of ours
-// with no other name.
-void set_socket_mode(const endpoint& ep, unsigned mode) {
+// Gives the socket file just bound its group and mode, and nothing else: whoever can write
+// to the directory may have swapped the file for a symlink (to /etc/shadow, say) or a hard
+// link since bind(), and chown() or chmod() by name would follow either. The file is opened
+// without following links and changed through that descriptor only once it is a socket of
+// ours with no other name.
+void set_socket_access(const endpoint& ep, unsigned mode, std::optional<unsigned> group) {
     const auto& path = ep.as_unix().name;
     const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) cannot_listen(ep, error_code(errno, boost::system::system_category()));
     struct stat st {};
     const bool ours = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == ::geteuid() && st.st_nlink == 1;
+    int rc = 0;
+    // The group first: chown() may clear mode bits, chmod() never touches the owner.
+    if (ours && group) rc = ::fchownat(fd, "", static_cast<uid_t>(-1), *group, AT_EMPTY_PATH);
     // An O_PATH descriptor takes no fchmod(); its /proc name reaches the very inode it holds.
-    const auto rc = ours ? ::chmod(("/proc/self/fd/" + std::to_string(fd)).c_str(), mode) : 0;
+    if (ours && rc == 0) rc = ::chmod(("/proc/self/fd/" + std::to_string(fd)).c_str(), mode);
     const int err = errno;
     ::close(fd);
     if (!ours)
@@ -55,7 +58,7 @@ listener listen_on(asio::io_context& ctx, const endpoint& ep, const protocol::en
     if (!ec && is_ipv6(addr)) l.socket.set_option(asio::ip::v6_only(true), ec);
     if (!ec) l.socket.bind(addr, ec);
     if (ec) cannot_listen(ep, ec);
-    if (filesystem_socket) set_socket_mode(ep, cfg.socket_mode);
+    if (filesystem_socket) set_socket_access(ep, cfg.socket_mode, cfg.socket_group);
     l.socket.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) cannot_listen(ep, ec);
     if (l.is_tcp) l.where = to_endpoint(l.socket.local_endpoint());
@@ -104,8 +107,8 @@ listener adopt_listener(asio::io_context& ctx, int fd, std::string name) {
     return l;
 }
 
-void reapply_socket_mode(const listener& l, unsigned mode) {
-    if (l.claim && l.configured) set_socket_mode(*l.configured, mode);
+void reapply_socket_access(const listener& l, const server_config& cfg) {
+    if (l.claim && l.configured) set_socket_access(*l.configured, cfg.socket_mode, cfg.socket_group);
 }
 
 }  // namespace hello::detail

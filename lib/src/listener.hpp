@@ -35,7 +35,7 @@ std::vector<listener> open_listeners(asio::io_context& ctx, const endpoint& ep, 
 // (errc::not_a_listening_socket) when `fd` is anything else.
 listener adopt_listener(asio::io_context& ctx, int fd, std::string name);
 
-// Gives a socket file the server bound `mode` again, as after bind(); see set_socket_mode.
-void reapply_socket_mode(const listener& l, unsigned mode);
+// Gives a socket file the server bound the configured group and mode again, as after bind().
+void reapply_socket_access(const listener& l, const server_config& cfg);
 
 }  // namespace hello::detail

@@ -8,22 +8,73 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 #include <list>
 #include <mutex>
 #include <string>
 #include <system_error>
 #include <thread>
 
+#include <sys/resource.h>
+#include <sys/socket.h>
+
 namespace hello {
 
 using namespace detail;
+
+namespace {
+
+// Descriptors kept back from connections: listeners, the event loop, logging, a config file
+// read on reload, and room for accept() to fail cleanly rather than at random elsewhere.
+constexpr std::size_t descriptor_reserve = 64;
+
+std::size_t limit_of(const server_config& cfg) {
+    if (cfg.max_connections > 0) return cfg.max_connections;
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1'000'000;
+    return limit.rlim_cur > 2 * descriptor_reserve ? limit.rlim_cur - descriptor_reserve : limit.rlim_cur / 2;
+}
+
+struct credentials {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+    std::vector<gid_t> groups;  // supplementary, when the kernel tells them (SO_PEERGROUPS)
+};
+
+std::optional<credentials> peer_credentials(stream_socket& socket) {
+    ucred cred{};
+    socklen_t size = sizeof cred;
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0) return std::nullopt;
+    credentials out{cred.pid, cred.uid, cred.gid, {}};
+    std::vector<gid_t> groups(64);
+    size = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size) == 0) {
+        groups.resize(size / sizeof(gid_t));
+        out.groups = std::move(groups);
+    }
+    return out;
+}
+
+bool allowed(const credentials& peer, const server_config& cfg) {
+    const auto listed = [](const std::vector<unsigned>& list, unsigned id) {
+        return std::find(list.begin(), list.end(), id) != list.end();
+    };
+    if (listed(cfg.allow_uids, peer.uid) || listed(cfg.allow_gids, peer.gid)) return true;
+    return std::any_of(peer.groups.begin(), peer.groups.end(),
+                       [&](gid_t g) { return listed(cfg.allow_gids, g); });
+}
+
+}  // namespace
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
     impl(asio::io_context& c, server_config cfg)
         : ctx(c),
           control(asio::make_strand(c)),
           config(std::make_shared<const server_config>(std::move(cfg))),
-          state(std::make_shared<server_state>(control)) {}
+          state(std::make_shared<server_state>(control)),
+          connection_limit(limit_of(*config)) {}
 
     // Connections get a strand each only when several threads could run them at once.
     asio::any_io_executor new_executor() {
@@ -42,12 +93,17 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     asio::awaitable<void> all_closed_within(std::chrono::steady_clock::duration limit);
     std::vector<std::string> apply(server_config next);
     void note_endpoints();
+    bool admit(stream_socket& socket, const listener& l);
+    void keep_ticking();
 
     asio::io_context& ctx;
     asio::any_io_executor control;                // serialises the configuration, the listeners and the stop
     std::shared_ptr<const server_config> config;  // on `control`; new connections take theirs here
     std::shared_ptr<server_state> state;
     std::vector<std::shared_ptr<listener>> listeners;
+    std::size_t connection_limit;
+    timer ticker{control};  // idle and write timeouts
+    std::chrono::milliseconds tick_period{0};
     bool started = false;
     bool stop_started = false;
     bool hurry = false;  // a second stop request: stop waiting for the drain
@@ -86,9 +142,70 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, std:
 }
 
 void server::impl::serve(stream_socket socket, const listener& l) {
+    if (!admit(socket, l)) return;
     if (l.is_tcp) send_without_delay(socket);
     const auto id = state->accepted.fetch_add(1, std::memory_order_relaxed) + 1;
     session::start(std::move(socket), state, id, {config->framing, config->max_request_bytes, config->threads == 1});
+}
+
+// Whether a connection just accepted may stay: within the connection limit, and from a peer
+// the allowlists admit (UNIX only: a TCP peer has no credentials to check). A refused line-
+// framing peer is told why in one line; a raw one, whose protocol has no errors, is closed.
+bool server::impl::admit(stream_socket& socket, const listener& l) {
+    const auto turn_away = [&](std::string_view why) {
+        if (config->framing == framing::line)
+            (void)::send(socket.native_handle(), why.data(), why.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        error_code ec;
+        socket.close(ec);
+    };
+    if (state->open.load() >= connection_limit) {
+        // The first refusal is a warning; a flood of them would drown the log, so the rest are
+        // counted (in the summary and STATUS=) and shown at debug level.
+        if (state->refused.fetch_add(1, std::memory_order_relaxed) == 0)
+            spdlog::warn("connection on {} refused: {} connections open is the limit (max-connections); further "
+                         "refusals are counted",
+                         l.where.to_string(), connection_limit);
+        else
+            spdlog::debug("connection on {} refused: {} connections open", l.where.to_string(), connection_limit);
+        turn_away("error: too many connections\n");
+        return false;
+    }
+    if (l.is_tcp || (config->allow_uids.empty() && config->allow_gids.empty())) return true;
+    const auto peer = peer_credentials(socket);
+    if (peer && allowed(*peer, *config)) return true;
+    state->denied.fetch_add(1, std::memory_order_relaxed);
+    if (peer)
+        spdlog::warn("connection on {} denied: peer pid={} uid={} gid={} is not allowed", l.where.to_string(),
+                     peer->pid, peer->uid, peer->gid);
+    else
+        spdlog::warn("connection on {} denied: the peer's credentials cannot be read", l.where.to_string());
+    turn_away("error: not allowed\n");
+    return false;
+}
+
+void server::impl::keep_ticking() {
+    // A few ticks per shortest timeout: a connection is closed between one and 1.25 times its
+    // timeout after it stalled, for one post per connection per tick and nothing per request.
+    std::chrono::milliseconds shortest{0};
+    for (const auto t : {config->idle_timeout, config->write_timeout})
+        if (t.count() > 0 && (shortest.count() == 0 || t < shortest)) shortest = t;
+    const auto period = shortest.count() == 0 ? shortest
+                                              : std::clamp(shortest / 4, std::chrono::milliseconds(50),
+                                                           std::chrono::milliseconds(5000));
+    if (period == tick_period) return;
+    tick_period = period;
+    ticker.cancel();
+    if (period.count() == 0 || !started || stop_started) return;
+    ticker.expires_after(period);
+    ticker.async_wait([self = shared_from_this(), period](error_code ec) {
+        if (ec || self->stop_started) return;
+        const auto idle = self->config->idle_timeout;
+        const auto write = self->config->write_timeout;
+        for (auto& s : self->state->open_sessions())
+            asio::post(s->executor(), [s, period, idle, write] { s->tick(period, idle, write); });
+        self->tick_period = {};
+        self->keep_ticking();
+    });
 }
 
 // A client whose connect() succeeded may be waiting in the backlog with its request sent;
@@ -149,6 +266,7 @@ asio::awaitable<void> server::impl::all_closed_within(std::chrono::steady_clock:
 asio::awaitable<void> server::impl::stop_sequence(std::shared_ptr<impl> self) {
     auto& state = *self->state;
     state.stopping = true;
+    self->ticker.cancel();
     for (auto& l : self->listeners) self->close_listener(*l);
     const auto drain_timeout = self->config->drain_timeout;
     spdlog::info("stopping: no longer accepting; draining {} open connections (up to {} ms)", state.open.load(),
@@ -200,9 +318,15 @@ void server::start() {
     const auto& cfg = *impl_->config;
     spdlog::info("hello-server listening on {} (framing {}, {} thread{})", where, to_string(cfg.framing), cfg.threads,
                  cfg.threads == 1 ? "" : "s");
+    const auto seconds = [](std::chrono::milliseconds t) {
+        return t.count() == 0 ? std::string("off") : std::to_string(t.count()) + " ms";
+    };
+    spdlog::info("limits: {} connections at once; idle timeout {}; write timeout {}", impl_->connection_limit,
+                 seconds(cfg.idle_timeout), seconds(cfg.write_timeout));
     asio::post(impl_->control, [self = impl_] {
         self->started = true;
         for (auto& l : self->listeners) asio::co_spawn(self->control, impl::accept_loop(self, l), asio::detached);
+        self->keep_ticking();
     });
 }
 
@@ -237,10 +361,10 @@ std::vector<std::string> server::impl::apply(server_config next) {
             problems.push_back(e.what());
         }
     }
-    if (next.socket_mode != config->socket_mode) {
+    if (next.socket_mode != config->socket_mode || next.socket_group != config->socket_group) {
         for (const auto& l : listeners) {
             try {
-                reapply_socket_mode(*l, next.socket_mode);
+                reapply_socket_access(*l, next);
             } catch (const error& e) {
                 problems.push_back(e.what());
             }
@@ -248,6 +372,8 @@ std::vector<std::string> server::impl::apply(server_config next) {
     }
     note_endpoints();
     config = std::make_shared<const server_config>(std::move(next));
+    connection_limit = limit_of(*config);
+    keep_ticking();
     return problems;
 }
 
@@ -297,9 +423,14 @@ void server::abort() {
     });
 }
 
+std::size_t server::max_connections() const noexcept {
+    return impl_->connection_limit;
+}
+
 server_stats server::stats() const noexcept {
     const auto& s = *impl_->state;
-    return {s.accepted.load(), s.answered.load(), s.open.load()};
+    return {s.accepted.load(), s.answered.load(), s.open.load(), s.refused.load(), s.denied.load(),
+            s.timed_out.load()};
 }
 
 }  // namespace hello

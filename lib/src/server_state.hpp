@@ -34,6 +34,9 @@ public:
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> answered{0};
     std::atomic<std::uint64_t> open{0};
+    std::atomic<std::uint64_t> refused{0};
+    std::atomic<std::uint64_t> denied{0};
+    std::atomic<std::uint64_t> timed_out{0};
     // An event for the stop to wait on: waited on with a deadline, cancelled when the last
     // connection closes. Used on the control executor only.
     timer drained;

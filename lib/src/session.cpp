@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <array>
 #include <exception>
 #include <string_view>
@@ -96,7 +97,7 @@ asio::awaitable<void> session::serve(Framer framer) {
     const auto reply_size = batch.size() / batch_capacity;
     for (;;) {
         if (!request_may_follow()) co_return;
-        awaiting_request_ = true;
+        phase_ = phase::awaiting_request;
         std::size_t n = 0;
         if (read_blind) {
             auto [read_ec, read_n] = co_await socket_.async_read_some(asio::buffer(thread_buffer()), nothrow);
@@ -108,7 +109,8 @@ asio::awaitable<void> session::serve(Framer framer) {
             ec = wait_ec;
             if (!ec) n = socket_.read_some(asio::buffer(thread_buffer()), ec);
         }
-        awaiting_request_ = false;
+        phase_ = phase::working;
+        ++progress_;
         const auto result = classify(ec, n);
         if (result == read_result::look_again) continue;
         if (result == read_result::closed) co_return;
@@ -117,8 +119,11 @@ asio::awaitable<void> session::serve(Framer framer) {
         count_answered(owed.replies);
         for (auto left = owed.replies; left > 0;) {
             const auto now = std::min(left, batch_capacity);
+            phase_ = phase::writing;
             auto [write_ec, written_n] =
                 co_await asio::async_write(socket_, asio::buffer(batch.data(), now * reply_size), nothrow);
+            phase_ = phase::working;
+            ++progress_;
             if (!written(write_ec)) co_return;
             left -= now;
         }
@@ -133,7 +138,27 @@ asio::awaitable<void> session::serve(Framer framer) {
 
 void session::drain() {
     draining_ = true;
-    if (awaiting_request_) socket_.cancel();
+    if (phase_ == phase::awaiting_request) socket_.cancel();
+}
+
+void session::tick(std::chrono::milliseconds period, std::chrono::milliseconds idle_timeout,
+                   std::chrono::milliseconds write_timeout) {
+    if (progress_ != progress_at_tick_ || phase_ == phase::working) {
+        progress_at_tick_ = progress_;
+        stalled_ticks_ = 0;
+        return;
+    }
+    if (stalled_ticks_ < UINT16_MAX) ++stalled_ticks_;
+    const auto stalled = period * stalled_ticks_;
+    if (phase_ == phase::awaiting_request && idle_timeout.count() > 0 && stalled >= idle_timeout) {
+        spdlog::debug("connection {}: idle for {} ms; closing", id_, stalled.count());
+    } else if (phase_ == phase::writing && write_timeout.count() > 0 && stalled >= write_timeout) {
+        spdlog::warn("connection {}: its peer took no reply for {} ms; closing", id_, stalled.count());
+    } else {
+        return;
+    }
+    state_->timed_out.fetch_add(1, std::memory_order_relaxed);
+    close();
 }
 
 void session::close() {

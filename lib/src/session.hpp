@@ -5,6 +5,7 @@
 
 #include <hello/framing.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -48,6 +49,12 @@ public:
     // Close now, whatever the connection is doing.
     void close();
 
+    // Called every `period` by the server: a connection that has made no progress since
+    // (no request read, no reply taken) is closed once it has waited for a request longer than
+    // `idle_timeout`, or for its peer to take a reply longer than `write_timeout` (0: never).
+    void tick(std::chrono::milliseconds period, std::chrono::milliseconds idle_timeout,
+              std::chrono::milliseconds write_timeout);
+
 private:
     enum class read_result { data, closed, look_again };
 
@@ -68,8 +75,14 @@ private:
     std::uint64_t id_;
     std::uint64_t requests_ = 0;
     session_settings settings_;
-    bool awaiting_request_ = false;
+    // What the connection waits for, and how much it has done: all a tick needs, kept without
+    // a timer or a clock reading per request.
+    enum class phase : std::uint8_t { working, awaiting_request, writing };
+    phase phase_ = phase::working;
     bool draining_ = false;
+    std::uint16_t stalled_ticks_ = 0;
+    std::uint32_t progress_ = 0;  // reads and writes done; wraps, only compared for change
+    std::uint32_t progress_at_tick_ = 0;
 };
 
 }  // namespace hello::detail

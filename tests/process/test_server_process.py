@@ -343,6 +343,12 @@ class Configuration(unittest.TestCase):
             "socket-mode = 0660  # default",
             "max-request-bytes = 4096  # default",
             "drain-timeout = 10  # default",
+            "max-connections = 0  # default",
+            "idle-timeout = 0  # default",
+            "write-timeout = 30  # default",
+            "# socket-group is not set  # default",
+            "# allow-uid is not set  # default",
+            "# allow-gid is not set  # default",
         ], describe(result))
 
     def test_environment_beats_config_file(self):

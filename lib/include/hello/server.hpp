@@ -24,6 +24,9 @@ struct server_stats {
     std::uint64_t connections = 0;  // accepted since start
     std::uint64_t requests = 0;     // answered since start
     std::uint64_t open = 0;         // open right now
+    std::uint64_t refused = 0;      // turned away at max_connections
+    std::uint64_t denied = 0;       // turned away by allow_uids / allow_gids
+    std::uint64_t timed_out = 0;    // closed by idle_timeout or write_timeout
 };
 
 // The hello service: listeners on every configured endpoint, one coroutine per connection.
@@ -73,6 +76,10 @@ public:
     void abort();
 
     [[nodiscard]] server_stats stats() const noexcept;
+
+    // How many connections may be open at once: config.max_connections, or the descriptor
+    // limit less a reserve.
+    [[nodiscard]] std::size_t max_connections() const noexcept;
 
 private:
     struct impl;
