@@ -61,7 +61,8 @@ struct setting {
 };
 
 // Seconds where 0 means "never".
-std::function<bool(server_invocation&, const std::string&)> seconds_in(std::chrono::milliseconds server_config::*field) {
+std::function<bool(server_invocation&, const std::string&)> seconds_in(
+    std::chrono::milliseconds server_config::*field) {
     return [=](server_invocation& inv, const std::string& text) {
         const auto d = parse_seconds(text);
         if (d) inv.config.*field = *d;
@@ -182,10 +183,12 @@ const std::vector<setting>& settings() {
          seconds_of(&server_config::drain_timeout)},
         {"max-connections", nullptr, "N",
          "connections open at once; more are refused (default 0: the descriptor limit less 64)",
-         "a number from 0 to 10000000", number_in(&server_config::max_connections, std::size_t{0}, std::size_t{10'000'000}),
+         "a number from 0 to 10000000",
+         number_in(&server_config::max_connections, std::size_t{0}, std::size_t{10'000'000}),
          number_of(&server_config::max_connections)},
-        {"idle-timeout", nullptr, "SECONDS", "close a connection that sends no request for that long (default 0: never)",
-         "seconds from 0 to 86400", seconds_in(&server_config::idle_timeout), seconds_of(&server_config::idle_timeout)},
+        {"idle-timeout", nullptr, "SECONDS",
+         "close a connection that sends no request for that long (default 0: never)", "seconds from 0 to 86400",
+         seconds_in(&server_config::idle_timeout), seconds_of(&server_config::idle_timeout)},
         {"write-timeout", nullptr, "SECONDS",
          "close a connection whose peer takes no reply for that long (default 30; 0: never)", "seconds from 0 to 86400",
          seconds_in(&server_config::write_timeout), seconds_of(&server_config::write_timeout)},

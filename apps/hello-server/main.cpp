@@ -98,6 +98,9 @@ public:
         });
         const auto stats = server_.stats();
         spdlog::info("stopped: served {} connections and {} requests", stats.connections, stats.requests);
+        if (stats.refused + stats.denied + stats.timed_out > 0)
+            spdlog::info("turned away {} connections over max-connections and {} not allowed; closed {} on a timeout",
+                         stats.refused, stats.denied, stats.timed_out);
         return 0;
     }
 

@@ -62,8 +62,7 @@ bool allowed(const credentials& peer, const server_config& cfg) {
         return std::find(list.begin(), list.end(), id) != list.end();
     };
     if (listed(cfg.allow_uids, peer.uid) || listed(cfg.allow_gids, peer.gid)) return true;
-    return std::any_of(peer.groups.begin(), peer.groups.end(),
-                       [&](gid_t g) { return listed(cfg.allow_gids, g); });
+    return std::any_of(peer.groups.begin(), peer.groups.end(), [&](gid_t g) { return listed(cfg.allow_gids, g); });
 }
 
 }  // namespace
@@ -162,9 +161,10 @@ bool server::impl::admit(stream_socket& socket, const listener& l) {
         // The first refusal is a warning; a flood of them would drown the log, so the rest are
         // counted (in the summary and STATUS=) and shown at debug level.
         if (state->refused.fetch_add(1, std::memory_order_relaxed) == 0)
-            spdlog::warn("connection on {} refused: {} connections open is the limit (max-connections); further "
-                         "refusals are counted",
-                         l.where.to_string(), connection_limit);
+            spdlog::warn(
+                "connection on {} refused: {} connections open is the limit (max-connections); further "
+                "refusals are counted",
+                l.where.to_string(), connection_limit);
         else
             spdlog::debug("connection on {} refused: {} connections open", l.where.to_string(), connection_limit);
         turn_away("error: too many connections\n");
@@ -189,9 +189,9 @@ void server::impl::keep_ticking() {
     std::chrono::milliseconds shortest{0};
     for (const auto t : {config->idle_timeout, config->write_timeout})
         if (t.count() > 0 && (shortest.count() == 0 || t < shortest)) shortest = t;
-    const auto period = shortest.count() == 0 ? shortest
-                                              : std::clamp(shortest / 4, std::chrono::milliseconds(50),
-                                                           std::chrono::milliseconds(5000));
+    const auto period = shortest.count() == 0
+                            ? shortest
+                            : std::clamp(shortest / 4, std::chrono::milliseconds(50), std::chrono::milliseconds(5000));
     if (period == tick_period) return;
     tick_period = period;
     ticker.cancel();
@@ -429,8 +429,7 @@ std::size_t server::max_connections() const noexcept {
 
 server_stats server::stats() const noexcept {
     const auto& s = *impl_->state;
-    return {s.accepted.load(), s.answered.load(), s.open.load(), s.refused.load(), s.denied.load(),
-            s.timed_out.load()};
+    return {s.accepted.load(), s.answered.load(), s.open.load(), s.refused.load(), s.denied.load(), s.timed_out.load()};
 }
 
 }  // namespace hello

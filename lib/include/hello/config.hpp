@@ -21,7 +21,7 @@ struct server_config {
     std::chrono::milliseconds drain_timeout{std::chrono::seconds{10}};
 
     // Limits: what one peer or many can hold. Zero turns a limit off.
-    std::size_t max_connections = 0;  // 0: the descriptor limit less a reserve (server::max_connections())
+    std::size_t max_connections = 0;            // 0: the descriptor limit less a reserve (server::max_connections())
     std::chrono::milliseconds idle_timeout{0};  // no request for that long: closed (0: never)
     std::chrono::milliseconds write_timeout{std::chrono::seconds{30}};  // a reply not taken that long: closed
 
