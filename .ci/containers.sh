@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# CI stage "containers": builds docker/Dockerfile, runs the image, both docker-compose demos (podman-compose)
-# and the Kubernetes pod (podman kube play), and checks what a user would see: the client printed
+# CI stage "containers": builds docker/Dockerfile, runs the image, both docker-compose demos (with
+# podman-compose, and with docker-compose through podman's Docker API) and the Kubernetes pod (podman kube
+# play), and checks what a user would see: the client printed
 # "hello client" replies and exited 0, and the server, PID 1 in its container with no init, stopped on
 # SIGTERM with exit 0 well before the runtime's SIGKILL.
 #
 # Needs root on Debian 12 and nothing else: podman, podman-compose and debootstrap come from Debian's archive,
 # and the debian:bookworm and debian:bookworm-slim base images are built with debootstrap when missing (no
 # image registry is used). Any check that cannot run fails the stage. On exit it removes every container,
-# pod, volume and network it made; images stay, as the layer cache for the next run.
+# pod, volume and network it made. Images stay (uds-hello:latest, and uds-hello:build as the layer cache for the
+# next run); the ones the previous run left are removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly IMAGE=localhost/uds-hello:latest
+readonly BUILD_IMAGE=localhost/uds-hello:build
 readonly POD_FILE=docker/k8s/hello-pod.yaml
 readonly MAX_IMAGE_MB=100
 readonly STOP_LIMIT_S=5 # a clean SIGTERM stop takes well under a second; SIGKILL comes after 10-15 s
@@ -158,11 +161,24 @@ step "image $IMAGE"
 version=$(sed -n 's/^project(uds-hello VERSION \([^ ]*\) .*/\1/p' CMakeLists.txt)
 [ -n "$version" ] || fail "no project version in CMakeLists.txt"
 revision=$(git rev-parse HEAD 2>/dev/null || true)
-# docker format: OCI images have no HEALTHCHECK.
-timeout -k 10 1800 nice -n 10 podman build --format docker --layers -f docker/Dockerfile -t "$IMAGE" \
-    --build-arg VERSION="$version" --build-arg REVISION="$revision" . >"$scratch/build.log" 2>&1 ||
-    { tail -40 "$scratch/build.log"; fail "podman build"; }
+# The build stage is tagged too: it is the layer cache for the next run, and naming it lets the images the
+# previous run left behind be removed without touching anyone else's.
+previous=$(podman image inspect -f '{{.Id}}' "$IMAGE" "$BUILD_IMAGE" 2>/dev/null || true)
+build() { # docker format: OCI images have no HEALTHCHECK
+    timeout -k 10 1800 nice -n 10 podman build --format docker --layers -f docker/Dockerfile \
+        --build-arg VERSION="$version" --build-arg REVISION="$revision" "$@" . >>"$scratch/build.log" 2>&1 ||
+        { tail -40 "$scratch/build.log"; fail "podman build $*"; }
+}
+build --target build -t "$BUILD_IMAGE"
+# podman 4's layer cache ignores a changed build argument in LABEL: the revision also goes in with --label.
+build -t "$IMAGE" --label org.opencontainers.image.revision="$revision"
 tail -3 "$scratch/build.log"
+for id in $previous; do
+    # untagged now: the previous run's; rmi also removes its untagged parents that nothing else uses
+    if [ -z "$(podman image inspect -f '{{.RepoTags}}' "$id" 2>/dev/null | tr -d '[]')" ]; then
+        podman rmi "$id" >/dev/null 2>&1 || true
+    fi
+done
 size=$(podman image inspect -f '{{.Size}}' "$IMAGE")
 size_mb=$((size / 1000000))
 [ "$size_mb" -lt "$MAX_IMAGE_MB" ] || fail "image is $size_mb MB, over $MAX_IMAGE_MB MB"
@@ -175,6 +191,8 @@ label_version=$(inspect '{{index .Config.Labels "org.opencontainers.image.versio
 program_version=$(run 60 podman run --rm "$IMAGE" hello-server --version)
 [ "hello-server $label_version" = "$program_version" ] ||
     fail "label version '$label_version' but the program says '$program_version'"
+label_revision=$(inspect '{{index .Config.Labels "org.opencontainers.image.revision"}}')
+[ "$label_revision" = "$revision" ] || fail "revision label '$label_revision', not '$revision'"
 ok "image: user 10001:10001, STOPSIGNAL SIGTERM, HEALTHCHECK, labels (version $label_version)"
 
 # --- the image alone: PID 1, health check, stop ----------------------------------------------------------
@@ -192,7 +210,7 @@ expect_clean_stop() {
         ok "$what: the server exited 0 on SIGTERM"
     else
         [ "$ms" -lt $((STOP_LIMIT_S * 1000)) ] || fail "$what took $ms ms (the runtime's SIGKILL?)"
-        ok "$what: the server exited 0 on SIGTERM in $ms ms"
+        ok "$what: the server drained and exited 0 on SIGTERM in $ms ms"
     fi
 }
 
@@ -204,10 +222,19 @@ run 60 podman run -d --name helloci-image "$IMAGE" >/dev/null
 [ "$(podman exec helloci-image id -u)" = 10001 ] || fail "not running as uid 10001"
 run 30 podman healthcheck run helloci-image
 ok "image: hello-server is PID 1 as uid 10001 and answers; its HEALTHCHECK passes"
+# Stop it in the middle of traffic: a client sending request after request on one connection. The drain
+# answers the request under way and closes the connection; it must not wait for the client to stop.
+run 30 podman exec -d helloci-image hello-client --connect unix:/run/hello/hello.sock --count 1000000000 >/dev/null
+for _ in $(seq 100); do # until the server holds the connection (state 03 on the socket's path), bounded
+    [ "$(podman exec helloci-image grep -c ' 03 [0-9]* /run/hello/hello.sock$' /proc/net/unix)" -ge 1 ] && break
+    sleep 0.1
+done
 t0=$(now_ms)
 run 60 podman stop -t 10 helloci-image >/dev/null
 ms=$(($(now_ms) - t0))
 podman logs helloci-image >"$scratch/image.log" 2>&1
+grep -qE 'draining [1-9][0-9]* open connections' "$scratch/image.log" ||
+    { cat "$scratch/image.log"; fail "podman stop: no busy connection to drain"; }
 expect_clean_stop "podman stop" "$(podman inspect -f '{{.State.ExitCode}}' helloci-image)" "$ms" "$scratch/image.log"
 run 30 podman rm helloci-image >/dev/null
 
