@@ -21,9 +21,12 @@ readonly STOP_LIMIT_S=5 # a clean SIGTERM stop takes well under a second; SIGKIL
 readonly BASE=docker.io/library/debian:bookworm
 readonly SLIM=docker.io/library/debian:bookworm-slim
 
+readonly PROJECTS=(helloci_unix helloci_tcp hellocidcunix hellocidctcp) # compose project names
+readonly POD=hello                                                         # the manifest's pod
+
 start=$SECONDS
 passed=0
-projects=()
+kube_network_existed=1 # until known otherwise: never remove what may not be ours
 
 step() { echo "== [$((SECONDS - start)) s] $*"; }
 ok() {
@@ -44,24 +47,30 @@ run() {
     [ "$rc" = 0 ] || fail "$* (exit $rc)"
 }
 
+# Removes what the stage makes (containers, the pod, volumes, networks), from this run or one that died.
+sweep() {
+    local p label kind
+    for p in "${PROJECTS[@]}"; do
+        for label in com.docker.compose.project io.podman.compose.project; do
+            podman ps -a -q --filter "label=$label=$p" | xargs -r podman rm -f -t 0
+            for kind in volume network; do
+                podman "$kind" ls -q --filter "label=$label=$p" | xargs -r podman "$kind" rm -f
+            done
+        done
+    done
+    podman pod rm -f -t 0 "$POD"
+    podman volume rm -f hello-socket
+    podman rm -f -t 0 helloci-image
+} >/dev/null 2>&1
+
 cleanup() {
     local rc=$?
     set +e
     [ -n "${service_pid:-}" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
-    for p in "${projects[@]}"; do
-        podman ps -a -q --filter "label=com.docker.compose.project=$p" | xargs -r podman rm -f -t 0 >/dev/null 2>&1
-        podman ps -a -q --filter "label=io.podman.compose.project=$p" | xargs -r podman rm -f -t 0 >/dev/null 2>&1
-        for kind in volume network; do
-            podman "$kind" ls -q --filter "label=com.docker.compose.project=$p" | xargs -r podman "$kind" rm -f >/dev/null 2>&1
-            podman "$kind" ls -q --filter "label=io.podman.compose.project=$p" | xargs -r podman "$kind" rm -f >/dev/null 2>&1
-        done
-    done
-    if [ -n "${pod_started:-}" ]; then
-        podman pod rm -f -t 0 hello >/dev/null 2>&1
-        podman volume rm -f hello-socket >/dev/null 2>&1
+    if command -v podman >/dev/null; then
+        sweep
         [ -n "${kube_network_existed:-}" ] || podman network rm podman-default-kube-network >/dev/null 2>&1
     fi
-    podman rm -f -t 0 helloci-image >/dev/null 2>&1
     rm -rf "${scratch:-}"
     echo "== containers stage: $((SECONDS - start)) s"
     if [ "$rc" = 0 ]; then
@@ -109,18 +118,34 @@ CONF
 echo "podman $(podman version --format '{{.Client.Version}}'), $(podman-compose version 2>/dev/null |
     grep -m1 -o 'podman-compose[a-z]* version .*')"
 
+podman network exists podman-default-kube-network || kube_network_existed=
+if podman pod exists "$POD" || [ -n "$(podman ps -a -q --filter name='^helloci')" ]; then
+    echo "removing what an earlier run left"
+fi
+sweep
+
 # --- base images -------------------------------------------------------------------------------------------
 step "base image $BASE"
 if podman image exists "$BASE"; then
     echo "present"
 else
-    mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
+    # the archive this machine uses (the first URIs of its deb822 sources), else Debian's own
+    sources=/etc/apt/sources.list.d/debian.sources
+    mirror=$(awk '/^URIs:/ { print $2; exit }' "$sources" 2>/dev/null || true)
+    mirror=${mirror:-http://deb.debian.org/debian}
     root=$scratch/rootfs
     timeout -k 10 900 nice -n 10 debootstrap --variant=minbase bookworm "$root" "$mirror" >"$scratch/debootstrap.log" ||
         { tail -20 "$scratch/debootstrap.log"; fail "debootstrap"; }
     # The official image's apt sources (bookworm, -updates, -security), with their updates applied.
     rm -f "$root/etc/apt/sources.list"
-    cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/debian.sources"
+    if [ -f "$sources" ]; then
+        cp "$sources" "$root/etc/apt/sources.list.d/debian.sources"
+    else
+        printf '%s\n' 'Types: deb' "URIs: $mirror" 'Suites: bookworm bookworm-updates' 'Components: main' \
+            'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' '' 'Types: deb' \
+            'URIs: http://deb.debian.org/debian-security' 'Suites: bookworm-security' 'Components: main' \
+            'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$root/etc/apt/sources.list.d/debian.sources"
+    fi
     timeout -k 10 600 chroot "$root" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -q' \
         >"$scratch/upgrade.log" || { tail -20 "$scratch/upgrade.log"; fail "upgrading the base"; }
     rm -rf "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
@@ -245,7 +270,6 @@ compose_demo() {
     local out=$scratch/$project.up.log log=$scratch/$project.server.log
     local rc=0 code replies server_id since follower t0 ms
     step "podman-compose -f $file"
-    projects+=("$project")
     run 60 docker-compose -p "$project" -f "$file" config -q
     # The README's command (the image is built already).
     timeout -k 10 300 podman-compose -p "$project" -f "$file" up --exit-code-from client >"$out" 2>&1 || rc=$?
@@ -298,7 +322,6 @@ docker_compose_demo() {
     local file=$1 project=$2
     local out=$scratch/$project.up.log rc=0 code replies
     step "docker-compose -f $file up --exit-code-from client"
-    projects+=("$project")
     # The README's command (the image is built already); docker-compose stops the server when the client exits.
     timeout -k 10 300 docker-compose -p "$project" -f "$file" up --no-color --exit-code-from client >"$out" 2>&1 ||
         rc=$?
@@ -323,8 +346,6 @@ unset DOCKER_HOST
 
 # --- the Kubernetes pod ----------------------------------------------------------------------------------
 step "podman kube play $POD_FILE"
-podman network exists podman-default-kube-network && kube_network_existed=1
-pod_started=1
 timeout -k 10 120 podman kube play "$POD_FILE" >"$scratch/kube.log" 2>&1 ||
     { cat "$scratch/kube.log"; fail "podman kube play"; }
 # The client prints its three replies as soon as the server answers: poll its log, bounded.
@@ -358,14 +379,14 @@ ok "pod: uid 10001, no capabilities, no new privileges, read-only root, memory l
 # podman 4 `kube down` kills with SIGKILL at once (fixed in podman 5.1); `pod stop` does what the kubelet does:
 # SIGTERM, then SIGKILL after the grace period.
 t0=$(now_ms)
-run 60 podman pod stop -t 15 hello >/dev/null
+run 60 podman pod stop -t 15 "$POD" >/dev/null
 ms=$(($(now_ms) - t0))
 code=$(podman inspect -f '{{.State.ExitCode}}' hello-client)
 [ "$code" = 0 ] || fail "pod: the client exited $code on stop"
 podman logs hello-server >"$scratch/pod.server.log" 2>&1
 expect_clean_stop "pod: pod stop" "$(podman inspect -f '{{.State.ExitCode}}' hello-server)" "$ms" "$scratch/pod.server.log"
 run 60 podman kube down "$POD_FILE" >/dev/null
-! podman pod exists hello || fail "pod: left after podman kube down"
+! podman pod exists "$POD" || fail "pod: left after podman kube down"
 [ -z "$(podman volume ls -q --filter name='^hello-socket$')" ] || fail "pod: emptyDir volume left after kube down"
 ok "pod: podman kube down removed the pod and its volume"
 [ -n "${kube_network_existed:-}" ] || run 30 podman network rm podman-default-kube-network >/dev/null
