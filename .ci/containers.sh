@@ -33,8 +33,9 @@ ok() {
     passed=$((passed + 1))
     echo "ok: $*"
 }
+exec 3>&2 # the stage's stderr, for failures inside commands whose output goes to a log
 fail() {
-    echo "FAILED: $*" >&2
+    echo "FAILED: $*" >&3
     exit 1
 }
 # Runs a command that must succeed, with a bound on how long it may take.
