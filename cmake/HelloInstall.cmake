@@ -1,4 +1,4 @@
-# `cmake --install`: the two programs, the example configuration, and the library as a CMake
+# `cmake --install`: the two programs and the library as a CMake
 # package, so that another project can write
 #   find_package(hello CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE hello::hello)
@@ -6,7 +6,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(TARGETS hello-server hello-client RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/config/hello-server.conf DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/hello)
+# The configuration file and the systemd units are installed by config/CMakeLists.txt.
 
 set(HELLO_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/hello
     CACHE STRING "Where helloConfig.cmake is installed, relative to the prefix")
