@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <array>
 #include <exception>
+
+#include <boost/asio/dispatch.hpp>
 #include <string_view>
 
 #include <sys/socket.h>
@@ -48,7 +50,12 @@ bool is_quiet_disconnect(const error_code& ec) {
 }  // namespace
 
 session::session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id, session_settings settings)
-    : socket_(std::move(socket)), state_(std::move(state)), id_(id), settings_(settings), draining_(state_->stopping) {}
+    : socket_(std::move(socket)),
+      state_(std::move(state)),
+      id_(id),
+      settings_(settings),
+      framer_(settings.max_request_bytes),
+      draining_(state_->stopping) {}
 
 session::~session() {
     spdlog::debug("connection {} closed after {} requests", id_, requests_);
@@ -59,81 +66,97 @@ void session::start(stream_socket socket, std::shared_ptr<server_state> state, s
                     session_settings settings) {
     auto s = std::make_shared<session>(std::move(socket), state, id, settings);
     s->handle_ = state->add(s);
+    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("connection {} opened: {}", id, s->describe_peer());
+    error_code ec;
+    // Reads happen only once data is there (or blind, by the reactor): they must never block.
+    if (!s->settings_.read_blind) s->socket_.non_blocking(true, ec);
+    if (ec) return s->finish();
     auto ex = s->executor();
-    asio::co_spawn(ex, run(std::move(s)), [id](std::exception_ptr failure) {
-        // Only the exceptional ends here (out of memory, a bug): it costs this connection alone.
-        if (!failure) return;
-        try {
-            std::rethrow_exception(failure);
-        } catch (const std::exception& e) {
-            spdlog::error("connection {} failed: {}", id, e.what());
-        } catch (...) {
-            spdlog::error("connection {} failed", id);
-        }
-    });
+    asio::dispatch(ex, [s = std::move(s)] { s->await_request(); });
 }
 
-asio::awaitable<void> session::run(std::shared_ptr<session> self) {
-    if (spdlog::should_log(spdlog::level::debug))
-        spdlog::debug("connection {} opened: {}", self->id_, self->describe_peer());
-    if (self->settings_.framing == framing::line)
-        co_await self->serve(line_framer(self->settings_.max_request_bytes));
-    else
-        co_await self->serve(raw_framer{});
-    error_code ec;
-    self->socket_.shutdown(asio::socket_base::shutdown_both, ec);
-    self->socket_.close(ec);
-}
-
-template <typename Framer>
-asio::awaitable<void> session::serve(Framer framer) {
-    // Blind reads share one buffer among all the thread's pending reads, so they need one
-    // thread; the other way reads only once data is there, and must never block.
-    const bool read_blind = std::is_same_v<Framer, raw_framer> && settings_.read_blind;
-    error_code ec;
-    if (!read_blind) socket_.non_blocking(true, ec);
-    if (ec) co_return;
-    const auto batch = reply_batch(settings_.framing);
-    const auto reply_size = batch.size() / batch_capacity;
-    for (;;) {
-        if (!request_may_follow()) co_return;
-        phase_ = phase::awaiting_request;
-        std::size_t n = 0;
-        if (read_blind) {
-            auto [read_ec, read_n] = co_await socket_.async_read_some(asio::buffer(thread_buffer()), nothrow);
-            ec = read_ec;
-            n = read_n;
-        } else {
-            auto [wait_ec] = co_await socket_.async_wait(asio::socket_base::wait_read, nothrow);
-            // The buffer is taken after the wait: a coroutine may resume on another thread.
-            ec = wait_ec;
-            if (!ec) n = socket_.read_some(asio::buffer(thread_buffer()), ec);
-        }
-        phase_ = phase::working;
-        ++progress_;
-        const auto result = classify(ec, n);
-        if (result == read_result::look_again) continue;
-        if (result == read_result::closed) co_return;
-
-        const auto owed = framer.consume(std::string_view(thread_buffer().data(), n));
-        count_answered(owed.replies);
-        for (auto left = owed.replies; left > 0;) {
-            const auto now = std::min(left, batch_capacity);
-            phase_ = phase::writing;
-            auto [write_ec, written_n] =
-                co_await asio::async_write(socket_, asio::buffer(batch.data(), now * reply_size), nothrow);
-            phase_ = phase::working;
-            ++progress_;
-            if (!written(write_ec)) co_return;
-            left -= now;
-        }
-        if (owed.refuse) {
-            spdlog::warn("connection {}: request over {} bytes refused; closing", id_, settings_.max_request_bytes);
-            auto [write_ec, written_n] = co_await asio::async_write(socket_, asio::buffer(too_long_reply), nothrow);
-            written(write_ec);
-            co_return;
-        }
+// Idle: one pending read (blind) or wait, holding the session and nothing else.
+void session::await_request() {
+    if (!request_may_follow()) return finish();
+    phase_ = phase::awaiting_request;
+    if (settings_.read_blind) {
+        socket_.async_read_some(
+            asio::buffer(thread_buffer()),
+            [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_readable(ec, n); });
+    } else {
+        socket_.async_wait(asio::socket_base::wait_read,
+                           [self = shared_from_this()](const error_code& ec) { self->on_readable(ec, 0); });
     }
+}
+
+void session::on_readable(const error_code& ec, std::size_t read_blind) {
+    phase_ = phase::working;
+    ++progress_;
+    auto result = ec;
+    auto n = read_blind;
+    // The buffer is this thread's: read into it now, and use it up before the next suspension.
+    if (!result && !settings_.read_blind) n = socket_.read_some(asio::buffer(thread_buffer()), result);
+    switch (classify(result, n)) {
+        case read_result::look_again:
+            return await_request();
+        case read_result::closed:
+            return finish();
+        case read_result::data:
+            break;
+    }
+    try {
+        answer(std::string_view(thread_buffer().data(), n));
+    } catch (const std::exception& e) {
+        // Only the exceptional ends here (out of memory): it costs this connection alone.
+        spdlog::error("connection {} failed: {}", id_, e.what());
+        finish();
+    }
+}
+
+void session::answer(std::string_view bytes) {
+    const auto owed = settings_.framing == framing::line ? framer_.consume(bytes) : raw_framer::consume(bytes);
+    // Counted before the reply is written: once the peer can read a reply, it is counted.
+    requests_ += owed.replies;
+    state_->answered.fetch_add(owed.replies, std::memory_order_relaxed);
+    replies_owed_ = owed.replies;
+    refuse_after_replies_ = owed.refuse;
+    if (owed.refuse)
+        spdlog::warn("connection {}: request over {} bytes refused; closing", id_, settings_.max_request_bytes);
+    send_replies();
+}
+
+// Replies go out a batch at a time from read-only memory every session shares; then the
+// refusal, if one is owed, after which the connection closes; else the wait for the next request.
+void session::send_replies() {
+    std::string_view out;
+    if (replies_owed_ > 0) {
+        const auto batch = reply_batch(settings_.framing);
+        const auto now = std::min(replies_owed_, batch_capacity);
+        replies_owed_ -= now;
+        out = batch.substr(0, now * (batch.size() / batch_capacity));
+    } else if (refuse_after_replies_) {
+        refuse_after_replies_ = false;
+        closing_ = true;
+        out = too_long_reply;
+    } else {
+        return await_request();
+    }
+    phase_ = phase::writing;
+    asio::async_write(socket_, asio::buffer(out),
+                      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_sent(ec); });
+}
+
+void session::on_sent(const error_code& ec) {
+    phase_ = phase::working;
+    ++progress_;
+    if (!written(ec) || closing_) return finish();
+    send_replies();
+}
+
+void session::finish() {
+    error_code ec;
+    socket_.shutdown(asio::socket_base::shutdown_both, ec);
+    socket_.close(ec);
 }
 
 void session::drain() {
@@ -181,12 +204,6 @@ session::read_result session::classify(const error_code& ec, std::size_t n) {
         return read_result::look_again;
     if (!is_quiet_disconnect(ec)) spdlog::warn("connection {}: read failed: {}", id_, ec.message());
     return read_result::closed;
-}
-
-void session::count_answered(std::size_t requests) {
-    // Counted before the reply is written: once the peer can read a reply, it is counted.
-    requests_ += requests;
-    state_->answered.fetch_add(requests, std::memory_order_relaxed);
 }
 
 bool session::written(const error_code& ec) {
