@@ -44,12 +44,15 @@ boost::system::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), category()};
 }
 
-std::string printable(std::string_view text) {
+namespace {
+
+// Bytes outside printable ASCII, a backslash and whatever `also` names become \xNN.
+std::string escaped(std::string_view text, char also) {
     std::string out;
     out.reserve(text.size());
     for (const char c : text) {
         const auto byte = static_cast<unsigned char>(c);
-        if (byte >= 0x20 && byte < 0x7f && c != '\\' && c != '\'') {
+        if (byte >= 0x20 && byte < 0x7f && c != '\\' && c != also) {
             out += c;
             continue;
         }
@@ -61,9 +64,15 @@ std::string printable(std::string_view text) {
     return out;
 }
 
+}  // namespace
+
+std::string printable(std::string_view text) {
+    return escaped(text, '\\');
+}
+
 std::string in_quotes(std::string_view text) {
     std::string out(1, '\'');
-    out += printable(text);
+    out += escaped(text, '\'');
     out += '\'';
     return out;
 }

@@ -41,9 +41,10 @@ private:
 };
 
 // `text` safe to put in a one-line message: every byte outside printable ASCII (a NUL, a
-// newline, a terminal escape) is written as \xNN, as are `\` and `'`.
+// newline, a terminal escape) is written as \xNN, as is `\`.
 [[nodiscard]] std::string printable(std::string_view text);
-// The same between single quotes: how a message names a value it got from outside.
+// The same between single quotes (a `'` inside written as \x27): how a message names a value
+// it got from outside.
 [[nodiscard]] std::string in_quotes(std::string_view text);
 
 // Out of descriptors or memory: the machine's state at that moment, neither the
