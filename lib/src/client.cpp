@@ -55,6 +55,16 @@ struct client::impl {
     asio::awaitable<error_code> connect_once(const protocol::endpoint& addr,
                                              std::chrono::steady_clock::time_point give_up);
     asio::awaitable<error_code> read_raw_reply(std::string& reply);
+    // What the server sent before it closed, if anything is still there to read.
+    bool said_before_closing(std::string& reply) {
+        error_code ec;
+        const auto pending = socket.available(ec);
+        if (ec || pending == 0) return false;
+        reply.resize(std::min<std::size_t>(pending, max_reply_line));
+        reply.resize(socket.read_some(asio::buffer(reply), ec));
+        while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
+        return !reply.empty();
+    }
     asio::awaitable<error_code> read_line_reply(std::string& reply);
 
     asio::any_io_executor ex;
@@ -175,6 +185,10 @@ asio::awaitable<error_code> client::request(std::string_view message, std::strin
     auto [ec, n] = co_await asio::async_write(self.socket, asio::buffer(wire), nothrow);
     if (ec) {
         self.disarm();
+        // A server that turns a client away (too many connections, not allowed) says why in a
+        // line and closes, possibly before the request is written: show that line.
+        if ((ec == asio::error::broken_pipe || ec == asio::error::connection_reset) && self.said_before_closing(reply))
+            co_return make_error_code(errc::unexpected_reply);
         co_return self.outcome(ec);
     }
     error_code result;
