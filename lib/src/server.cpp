@@ -1,6 +1,7 @@
 #include <hello/error.hpp>
 #include <hello/server.hpp>
 
+#include "admission.hpp"
 #include "listener.hpp"
 #include "session.hpp"
 
@@ -8,64 +9,19 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <list>
 #include <optional>
 #include <string_view>
-#include <list>
 #include <mutex>
 #include <string>
 #include <system_error>
 #include <thread>
 
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 namespace hello {
 
 using namespace detail;
-
-namespace {
-
-// Descriptors kept back from connections: listeners, the event loop, logging, a config file
-// read on reload, and room for accept() to fail cleanly rather than at random elsewhere.
-constexpr std::size_t descriptor_reserve = 64;
-
-std::size_t limit_of(const server_config& cfg) {
-    if (cfg.max_connections > 0) return cfg.max_connections;
-    rlimit limit{};
-    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1'000'000;
-    return limit.rlim_cur > 2 * descriptor_reserve ? limit.rlim_cur - descriptor_reserve : limit.rlim_cur / 2;
-}
-
-struct credentials {
-    pid_t pid;
-    uid_t uid;
-    gid_t gid;
-    std::vector<gid_t> groups;  // supplementary, when the kernel tells them (SO_PEERGROUPS)
-};
-
-std::optional<credentials> peer_credentials(stream_socket& socket) {
-    ucred cred{};
-    socklen_t size = sizeof cred;
-    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0) return std::nullopt;
-    credentials out{cred.pid, cred.uid, cred.gid, {}};
-    std::vector<gid_t> groups(64);
-    size = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size) == 0) {
-        groups.resize(size / sizeof(gid_t));
-        out.groups = std::move(groups);
-    }
-    return out;
-}
-
-bool allowed(const credentials& peer, const server_config& cfg) {
-    const auto listed = [](const std::vector<unsigned>& list, unsigned id) {
-        return std::find(list.begin(), list.end(), id) != list.end();
-    };
-    if (listed(cfg.allow_uids, peer.uid) || listed(cfg.allow_gids, peer.gid)) return true;
-    return std::any_of(peer.groups.begin(), peer.groups.end(), [&](gid_t g) { return listed(cfg.allow_gids, g); });
-}
-
-}  // namespace
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
     impl(asio::io_context& c, server_config cfg)
@@ -73,7 +29,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
           control(asio::make_strand(c)),
           config(std::make_shared<const server_config>(std::move(cfg))),
           state(std::make_shared<server_state>(control)),
-          connection_limit(limit_of(*config)) {}
+          connection_limit(detail::connection_limit(*config)) {}
 
     // Connections get a strand each only when several threads could run them at once.
     asio::any_io_executor new_executor() {
@@ -372,7 +328,7 @@ std::vector<std::string> server::impl::apply(server_config next) {
     }
     note_endpoints();
     config = std::make_shared<const server_config>(std::move(next));
-    connection_limit = limit_of(*config);
+    connection_limit = detail::connection_limit(*config);
     keep_ticking();
     return problems;
 }

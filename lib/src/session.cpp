@@ -1,5 +1,7 @@
 #include "session.hpp"
 
+#include "admission.hpp"
+
 #include <hello/framing.hpp>
 
 #include <spdlog/spdlog.h>
@@ -213,12 +215,10 @@ bool session::written(const error_code& ec) {
 
 std::string session::describe_peer() {
     if (is_unix(socket_)) {
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-            return "unix peer pid=" + std::to_string(cred.pid) + " uid=" + std::to_string(cred.uid) +
-                   " gid=" + std::to_string(cred.gid);
-        return "unix peer (credentials unknown)";
+        const auto peer = peer_credentials(socket_);
+        if (!peer) return "unix peer (credentials unknown)";
+        return "unix peer pid=" + std::to_string(peer->pid) + " uid=" + std::to_string(peer->uid) +
+               " gid=" + std::to_string(peer->gid);
     }
     error_code ec;
     const auto remote = socket_.remote_endpoint(ec);
