@@ -197,11 +197,33 @@ ct apt-get update -q >/dev/null
 # The base tree may hold some of the package's libraries already (.ci/systemd.sh adds them):
 # those that nothing else needs are purged here, so that apt has to find them in the archive.
 purged=()
-for dependency in $(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/ //g'); do
-    ct dpkg-query -W -f '${db:Status-Abbrev}' "$dependency" 2>/dev/null | grep -q '^ii' || continue
-    # only what goes alone (no other package depends on it)
-    [ "$(ct apt-get -s purge "$dependency" 2>/dev/null | grep -c '^Purg ')" = 1 ] || continue
-    ct apt-get purge -y -q "$dependency" >/dev/null 2>&1 && purged+=("$dependency")
+# the installed packages that are, or provide (libspdlog1.10 provides libspdlog1.10-fmt9), one
+# of the package's dependencies
+mapfile -t installed < <(
+    ct dpkg-query -W -f '${db:Status-Abbrev}|${Package}|${Provides}\n' |
+        awk -F'|' -v deps="$(dpkg-deb -f "$deb" Depends)" '
+            function bare(s) { gsub(/\([^)]*\)| /, "", s); return s }
+            BEGIN { n = split(deps, d, ","); for (i = 1; i <= n; i++) { sub(/\|.*/, "", d[i]); want[bare(d[i])] = 1 } }
+            $1 ~ /^ii/ { found = ($2 in want); n = split($3, p, ",")
+                         for (i = 1; i <= n; i++) if (bare(p[i]) in want) found = 1
+                         if (found) print $2 }')
+# the largest set of them that goes alone: a dependency stays in it when purging it would take
+# nothing outside the set (libfmt9 takes libspdlog with it; libc6 or systemd take the system)
+purge_alone() {   # purge_alone PACKAGE SET...: whether PACKAGE's purge takes only packages of SET
+    local package=$1 plan; shift
+    plan=$(ct apt-get -s purge "$package" 2>/dev/null | awk '$1 == "Purg" { print $2 }') || return 1
+    [ -n "$plan" ] && ! grep -qvxF -f <(printf '%s\n' "$@") <<<"$plan"
+}
+while [ ${#installed[@]} -gt 0 ]; do
+    keep=()
+    for dependency in "${installed[@]}"; do
+        if purge_alone "$dependency" "${installed[@]}"; then keep+=("$dependency"); fi
+    done
+    if [ ${#keep[@]} = ${#installed[@]} ]; then
+        ct apt-get purge -y -q "${installed[@]}" >/dev/null 2>&1 && purged=("${installed[@]}")
+        break
+    fi
+    installed=("${keep[@]}")
 done
 [ ${#purged[@]} = 0 ] || echo "   purged from the base tree first, for apt to fetch: ${purged[*]}"
 if ct sh -c "cd /var/tmp/debs && apt-get install -y -q --no-install-recommends ./$(basename "$deb") man-db" \
