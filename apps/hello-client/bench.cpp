@@ -314,16 +314,20 @@ public:
     progress_callback for_endpoint(const std::string& name) {
         if (!enabled_) return {};
         last_requests_ = 0;
+        last_elapsed_ = {};
         return [this, name](const progress& p) {
             const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(p.elapsed).count();
             if (!p.measuring) {
                 std::printf("\r%s: warming up, %llds\033[K", name.c_str(), static_cast<long long>(seconds));
             } else {
-                const auto rate = p.requests - std::min(p.requests, last_requests_);
+                // Requests per second since the last line (or since measuring began).
+                const auto interval = std::chrono::duration<double>(p.elapsed - last_elapsed_).count();
+                const auto rate = interval > 0 ? static_cast<double>(p.requests - last_requests_) / interval : 0.0;
                 last_requests_ = p.requests;
+                last_elapsed_ = p.elapsed;
                 std::printf("\r%s: %llds, %s requests, %s req/s, %s errors\033[K", name.c_str(),
-                            static_cast<long long>(seconds), grouped(p.requests).c_str(), grouped(rate).c_str(),
-                            grouped(p.errors).c_str());
+                            static_cast<long long>(seconds), grouped(p.requests).c_str(),
+                            grouped(static_cast<std::uint64_t>(rate + 0.5)).c_str(), grouped(p.errors).c_str());
             }
             std::fflush(stdout);
             shown_ = true;
@@ -341,6 +345,7 @@ private:
     bool enabled_;
     bool shown_ = false;
     std::uint64_t last_requests_ = 0;
+    std::chrono::steady_clock::duration last_elapsed_{};
 };
 
 // Failed requests make a failed run; the worst kind decides the code.

@@ -509,8 +509,8 @@ private:
     std::atomic<std::uint64_t> live_errors_{0};
 };
 
-// Runs every worker on a thread of its own; the calling thread waits, calling `tick` at
-// `first_tick` and every second after it.
+// Runs every worker on a thread of its own; the calling thread waits, calling `tick` once
+// `first_tick` has come, and then whenever the time `tick` returned has come.
 //
 // It waits in steps of a millisecond, not in one sleep. On a CPU that other busy processes
 // share, a load thread woken by a reply can sit runnable behind another process's time slice
@@ -520,7 +520,7 @@ private:
 // (that generator's main thread sleeps a millisecond at a time too). On an idle CPU it changes
 // nothing and costs a thousand short wake-ups a second.
 void run_threads(std::vector<std::unique_ptr<worker>>& workers, clock::time_point first_tick,
-                 const std::function<void(clock::time_point)>& tick) {
+                 const std::function<clock::time_point(clock::time_point)>& tick) {
     std::mutex m;
     std::condition_variable cv;
     std::size_t running = workers.size();
@@ -546,12 +546,12 @@ void run_threads(std::vector<std::unique_ptr<worker>>& workers, clock::time_poin
         auto next = first_tick;
         while (running > 0) {
             const auto step = clock::now() + std::chrono::milliseconds(1);
-            if (cv.wait_until(lock, tick ? std::min(step, next) : step, [&] { return running == 0; })) break;
-            if (!tick || clock::now() < next) continue;
+            if (cv.wait_until(lock, std::min(step, next), [&] { return running == 0; })) break;
+            const auto now = clock::now();
+            if (now < next) continue;
             lock.unlock();
-            tick(next);
+            next = tick(now);
             lock.lock();
-            next += std::chrono::seconds(1);
         }
     }
     for (auto& t : threads) t.join();
@@ -646,27 +646,32 @@ result run(const scenario& s, const protocol::endpoint& address, std::string nam
     if (s.duration) p.stop_at = p.measure_from + *s.duration;
     cpu_times cpu_from = cpu_now();
     bool cpu_sampled = s.warmup.count() == 0;
-
-    auto tick = [&](clock::time_point at) {
-        if (!cpu_sampled && at >= p.measure_from) {
+    auto next_progress = start + std::chrono::seconds(1);
+    // The next time the waiting thread has something to do: count CPU time from the end of the
+    // warm-up, and show progress every second.
+    const auto due = [&] {
+        auto at = on_progress ? next_progress : never;
+        return cpu_sampled ? at : std::min(at, p.measure_from);
+    };
+    const auto tick = [&](clock::time_point now) {
+        if (!cpu_sampled && now >= p.measure_from) {
             cpu_from = cpu_now();
             cpu_sampled = true;
         }
-        if (!on_progress) return;
-        progress pr;
-        pr.measuring = at >= p.measure_from;
-        pr.elapsed = at - (pr.measuring ? p.measure_from : start);
-        for (const auto& w : workers) {
-            pr.requests += w->live_requests();
-            pr.errors += w->live_errors();
+        if (on_progress && now >= next_progress) {
+            progress pr;
+            pr.measuring = now >= p.measure_from;
+            pr.elapsed = next_progress - (pr.measuring ? p.measure_from : start);
+            for (const auto& w : workers) {
+                pr.requests += w->live_requests();
+                pr.errors += w->live_errors();
+            }
+            on_progress(pr);
+            next_progress += std::chrono::seconds(1);
         }
-        on_progress(pr);
+        return due();
     };
-    // Wake at the end of the warm-up to start counting CPU time, and every second for progress.
-    const bool ticking = on_progress || !cpu_sampled;
-    const auto first_tick = on_progress ? std::min(p.measure_from, start + std::chrono::seconds(1)) : p.measure_from;
-    run_threads(workers, first_tick,
-                ticking ? std::function<void(clock::time_point)>(tick) : std::function<void(clock::time_point)>{});
+    run_threads(workers, due(), tick);
     const auto cpu_to = cpu_now();
 
     result r;

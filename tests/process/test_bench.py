@@ -306,7 +306,6 @@ class BenchErrors(unittest.TestCase):
             self.assertTrue(peer.stopping.is_set())
         row = doc["results"][0]
         self.assertGreater(row["errors"]["connect"], 0, row)
-        self.assertLessEqual(row["requests"], 20, row)
         # A connection left in the backlog when the listener closed is reset: that one is cut
         # off rather than refused, and the worse code wins.
         errors = row["errors"]
