@@ -81,10 +81,12 @@ bool is_tcp(const protocol::endpoint& address) {
     return address.protocol().family() == AF_INET || address.protocol().family() == AF_INET6;
 }
 
-// A socket of the address's family, non-blocking, with Nagle off for TCP.
-int open_socket(const protocol::endpoint& address) {
+// A socket of the address's family, non-blocking; with `no_delay`, Nagle off for TCP. (A
+// connection that carries one batch, in one write, is never held back by Nagle: in connect
+// mode the option would only cost a system call per request.)
+int open_socket(const protocol::endpoint& address, bool no_delay) {
     const int fd = ::socket(address.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && is_tcp(address)) {
+    if (fd >= 0 && no_delay && is_tcp(address)) {
         const int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
@@ -110,7 +112,7 @@ error_code connect_blocking(const protocol::endpoint& address, clock::time_point
                             std::uint64_t& retries) {
     auto backoff = std::chrono::microseconds(100);
     for (;;) {
-        const int fd = open_socket(address);
+        const int fd = open_socket(address, true);
         if (fd < 0) return system_error(errno);
         int err = start_connect(fd, address);
         if (err == EINPROGRESS) {
@@ -313,7 +315,7 @@ private:
     }
 
     void begin_connect(connection& c, clock::time_point now) {
-        c.fd = open_socket(plan_.address);
+        c.fd = open_socket(plan_.address, plan_.s.mode == mode::persistent);
         if (c.fd < 0) {
             fail(c, error_kind::connect);
             return;
