@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cinttypes>
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <new>
@@ -246,6 +246,45 @@ void print_table(const invocation& inv, const std::vector<result>& results) {
     std::fflush(stdout);
 }
 
+// Boost.JSON 1.81 writes every double in exponent form (5E0); numbers here are written in
+// their shortest exact decimal form instead (5, 0.25, 123041.25), the rest as Boost.JSON does.
+void write_json(std::string& out, const boost::json::value& v) {
+    switch (v.kind()) {
+        case boost::json::kind::double_: {
+            char buf[64];
+            const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_double());
+            out.append(buf, ec == std::errc{} ? end : buf);
+            return;
+        }
+        case boost::json::kind::object: {
+            out += '{';
+            bool first = true;
+            for (const auto& [key, member] : v.get_object()) {
+                if (!first) out += ',';
+                first = false;
+                out += boost::json::serialize(boost::json::string_view(key));
+                out += ':';
+                write_json(out, member);
+            }
+            out += '}';
+            return;
+        }
+        case boost::json::kind::array: {
+            out += '[';
+            bool first = true;
+            for (const auto& element : v.get_array()) {
+                if (!first) out += ',';
+                first = false;
+                write_json(out, element);
+            }
+            out += ']';
+            return;
+        }
+        default:
+            out += boost::json::serialize(v);
+    }
+}
+
 void print_json(const invocation& inv, const std::vector<result>& results) {
     namespace json = boost::json;
     const auto& s = inv.s;
@@ -303,7 +342,9 @@ void print_json(const invocation& inv, const std::vector<result>& results) {
         rows.push_back(std::move(row));
     }
     const json::object doc{{"scenario", std::move(scenario)}, {"results", std::move(rows)}};
-    std::cout << json::serialize(doc) << '\n' << std::flush;
+    std::string text;
+    write_json(text, doc);
+    std::cout << text << '\n' << std::flush;
 }
 
 // The live line on a terminal: rewritten in place every second, erased at the end.
