@@ -26,11 +26,11 @@
 // Why not Asio's sockets here, as everywhere else in the project: Boost 1.81's reactor tries
 // every read before it waits for readiness, and only a read of 0 bytes stops it from trying
 // the next one. In lockstep the reply is never there yet, so each request paid a read that
-// failed with EAGAIN; against the same server that measured 1.6 times the CPU per request of
-// a plain epoll loop and 0.6 times its requests per second. A benchmark must cost less than
-// what it measures, so each thread runs the loop below: one epoll instance, level-triggered,
-// a state machine per connection, one read buffer per thread, no allocation per request.
-// Per request that is one send(), one recv() and a share of one epoll_wait().
+// failed with EAGAIN (two recv() per request, counted with perf), and against the same server
+// the load cost 1.2 to 1.6 times the CPU per request of a plain epoll loop. A benchmark must
+// cost less than what it measures, so each thread runs the loop below: one epoll instance,
+// level-triggered, a state machine per connection, one read buffer per thread, no allocation
+// per request. Per request that is one send(), one recv() and a share of one epoll_wait().
 
 namespace hello::bench {
 
@@ -43,7 +43,7 @@ using clock = std::chrono::steady_clock;
 
 constexpr auto never = clock::time_point::max();
 
-error_code system_error(int err) {
+error_code errno_code(int err) {
     return {err, boost::system::system_category()};
 }
 
@@ -113,7 +113,7 @@ error_code connect_blocking(const protocol::endpoint& address, clock::time_point
     auto backoff = std::chrono::microseconds(100);
     for (;;) {
         const int fd = open_socket(address, true);
-        if (fd < 0) return system_error(errno);
+        if (fd < 0) return errno_code(errno);
         int err = start_connect(fd, address);
         if (err == EINPROGRESS) {
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(give_up - clock::now()).count();
@@ -127,7 +127,7 @@ error_code connect_blocking(const protocol::endpoint& address, clock::time_point
         }
         ::close(fd);
         if (err == ETIMEDOUT) return asio::error::timed_out;
-        if (err != EAGAIN) return system_error(err);
+        if (err != EAGAIN) return errno_code(err);
         ++retries;
         if (clock::now() + backoff >= give_up) return asio::error::timed_out;
         std::this_thread::sleep_for(backoff);
@@ -145,7 +145,7 @@ public:
           connections_(connection_count),
           inbox_size_(std::max<std::size_t>(64 * 1024, 2 * p.bytes.replies.size())),
           inbox_(new char[inbox_size_]) {
-        if (epoll_ < 0) throw setup_failure{system_error(errno), std::string("cannot create an epoll instance")};
+        if (epoll_ < 0) throw setup_failure{errno_code(errno), std::string("cannot create an epoll instance")};
     }
     ~worker() {
         for (auto& c : connections_) close(c);
@@ -225,7 +225,7 @@ private:
         epoll_event events[max_events];
         while (active_ > 0) {
             const int n = ::epoll_wait(epoll_, events, max_events, wait_ms());
-            if (n < 0 && errno != EINTR) throw setup_failure{system_error(errno), std::string("epoll_wait failed")};
+            if (n < 0 && errno != EINTR) throw setup_failure{errno_code(errno), std::string("epoll_wait failed")};
             for (int i = 0; i < n; ++i) on_event(connections_[events[i].data.u32], events[i].events);
             housekeeping(clock::now());
         }
