@@ -208,12 +208,18 @@ void server::impl::for_each_session(void (session::*action)()) {
     for (auto& s : state->open_sessions()) asio::post(s->executor(), [s, action] { (*s.*action)(); });
 }
 
-// Returns once no connection is open, a second stop request hurries, or `limit` passes.
+// Returns once no connection is open, a second stop request hurries, or `limit` passes. The
+// last connection to close cancels the wait at once; the wait also looks again every 100 ms,
+// so that no interleaving of that cancel with the wait's start can leave a stop waiting for
+// the whole limit.
 asio::awaitable<void> server::impl::all_closed_within(std::chrono::steady_clock::duration limit) {
-    state->drained.expires_after(limit);
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    constexpr auto slice = std::chrono::milliseconds(100);
     while (state->open.load() > 0 && !hurry) {
-        auto [ec] = co_await state->drained.async_wait(nothrow);
-        if (!ec) co_return;  // the time is up; a cancel means "look again"
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) co_return;
+        state->drained.expires_after(std::min<std::chrono::steady_clock::duration>(deadline - now, slice));
+        co_await state->drained.async_wait(nothrow);
     }
 }
 
