@@ -1,5 +1,6 @@
 #include "server_options.hpp"
 
+#include "option_error.hpp"
 #include "parse.hpp"
 
 #include <hello/error.hpp>
@@ -440,7 +441,7 @@ po::variables_map read_config_file(const std::string& path, const po::options_de
     try {
         po::store(po::parse_config_file(in, settings, false), vm);
     } catch (const po::error& e) {
-        throw startup_error(exit_code::config, "config file " + in_quotes(path) + ": " + printable(e.what()));
+        throw startup_error(exit_code::config, "config file " + in_quotes(path) + ": " + option_error_text(e));
     }
     return vm;
 }
@@ -472,7 +473,7 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
         env_known.add(settings).add_options()("config", po::value<std::string>(), "");
         po::store(parse_environment(envp, env_known), env);
     } catch (const po::error& e) {
-        throw startup_error(exit_code::usage, e.what());
+        throw startup_error(exit_code::usage, option_error_text(e));
     }
 
     server_invocation inv;

@@ -3,6 +3,7 @@
 #include "bench.hpp"
 
 #include "exit_code.hpp"
+#include "option_error.hpp"
 #include "load.hpp"
 #include "parse.hpp"
 
@@ -103,7 +104,7 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     try {
         po::store(po::command_line_parser(argc, argv).options(d).positional({}).run(), vm);
     } catch (const po::error& e) {
-        usage_error(e.what());
+        usage_error(option_error_text(e));
     }
     if (vm.count("help")) {
         std::cout << "Usage: hello-client bench [OPTIONS]\n"

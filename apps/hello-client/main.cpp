@@ -1,6 +1,7 @@
 // hello-client: connects, sends a message N times in lockstep, prints every reply.
 #include "bench.hpp"
 #include "exit_code.hpp"
+#include "option_error.hpp"
 #include "parse.hpp"
 
 #include <hello/client.hpp>
@@ -60,7 +61,7 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     try {
         po::store(po::command_line_parser(argc, argv).options(d).positional({}).run(), vm);
     } catch (const po::error& e) {
-        usage_error(e.what());
+        usage_error(option_error_text(e));
     }
     if (vm.count("help")) {
         std::cout << "Usage: hello-client [OPTIONS]\nSends requests to hello-server and prints the replies.\n\n"

@@ -51,6 +51,9 @@ tcp_address parse_tcp(std::string_view text, std::string_view rest) {
             bad_endpoint(text, "IPv6 addresses go in brackets, as in tcp:[::1]:7777");
     }
     if (host.empty()) bad_endpoint(text, "empty host");
+    // Brackets only ever surround an IPv6 address: a host holding one would print as text
+    // that reads back as another endpoint, or as none.
+    if (host.find_first_of("[]") != std::string_view::npos) bad_endpoint(text, "brackets inside the host");
     return tcp_address{std::string(host), parse_port(text, port)};
 }
 

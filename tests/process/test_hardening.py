@@ -352,6 +352,32 @@ class MisleadingErrors(unittest.TestCase):
         self.assertEqual(result.stderr, "")
 
 
+class OptionParserPlaceholders(unittest.TestCase):
+    """Boost.Program_options fills its messages in a loop that never ends when the name or line
+    it reports holds a placeholder of its own: the messages are built without it."""
+
+    def test_option_named_like_a_placeholder(self):
+        for program in (SERVER, CLIENT):
+            with self.subTest(program=os.path.basename(program)):
+                line = expect_one_line_failure(self, [program, "--%canonical_option%"], 64, timeout=5)
+                self.assertIn("unknown option '--%canonical_option%'", line)
+
+    def test_config_file_naming_a_placeholder(self):
+        directory = make_tempdir(self)
+        for text, expected in (("%canonical_option% = 1\n", "unknown option '%canonical_option%'"),
+                               ("x%invalid_line%x\n", "invalid line 'x%invalid_line%x'")):
+            with self.subTest(text=text):
+                cfg = os.path.join(directory, "placeholder.conf")
+                with open(cfg, "w") as f:
+                    f.write(text)
+                line = expect_one_line_failure(self, [SERVER, "--config", cfg, "--check-config"], EX_CONFIG, timeout=5)
+                self.assertIn(expected, line)
+
+    def test_bracketed_host_that_would_not_read_back(self):
+        line = expect_one_line_failure(self, [SERVER, "--listen", "tcp:[[x]:1", "--check-config"], EX_CONFIG)
+        self.assertIn("brackets inside the host", line)
+
+
 class PrintConfigReadsBack(unittest.TestCase):
     """Every printed configuration, read back as a config file, gives the same settings; what
     the file format cannot carry is printed commented out, with the reason."""

@@ -67,9 +67,9 @@ TEST(Endpoint, CanonicalTextParsesBack) {
 }
 
 TEST(Endpoint, MalformedIsABadEndpoint) {
-    for (const char* text :
-         {"", "bogus", "udp:1.2.3.4:5", "unix:", "unix:@", "tcp:", "tcp:host", "tcp::80", "tcp:host:", "tcp:host:http",
-          "tcp:host:65536", "tcp:host:-1", "tcp:::1:80", "tcp:[::1]80", "tcp:[::1", "tcp:host:80x"})
+    for (const char* text : {"", "bogus", "udp:1.2.3.4:5", "unix:", "unix:@", "tcp:", "tcp:host", "tcp::80",
+                             "tcp:host:", "tcp:host:http", "tcp:host:65536", "tcp:host:-1", "tcp:::1:80", "tcp:[::1]80",
+                             "tcp:[::1", "tcp:host:80x", "tcp:[[x]:1", "tcp:a]b:1", "tcp:[x[]:1"})
         EXPECT_EQ(parse_failure(text), errc::bad_endpoint) << "'" << text << "'";
 }
 
