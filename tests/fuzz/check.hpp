@@ -6,14 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define FUZZ_CHECK(condition, ...)                                                                   \
-    do {                                                                                             \
-        if (!(condition)) {                                                                          \
-            std::fprintf(stderr, "%s:%d: check failed: %s\n  ", __FILE__, __LINE__, #condition);     \
-            std::fprintf(stderr, __VA_ARGS__);                                                       \
-            std::fputc('\n', stderr);                                                                \
-            std::abort();                                                                            \
-        }                                                                                            \
+#define FUZZ_CHECK(condition, ...)                                                               \
+    do {                                                                                         \
+        if (!(condition)) {                                                                      \
+            std::fprintf(stderr, "%s:%d: check failed: %s\n  ", __FILE__, __LINE__, #condition); \
+            std::fprintf(stderr, __VA_ARGS__);                                                   \
+            std::fputc('\n', stderr);                                                            \
+            std::abort();                                                                        \
+        }                                                                                        \
     } while (false)
 
 namespace hello::fuzz {

@@ -113,8 +113,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto out = framer.consume(chunk);
         replies += out.replies;
         FUZZ_CHECK(out.replies == ref.complete - before,
-                   "read %zu (%zu bytes at %zu): %zu replies, reference %zu (limit %zu)", i, chunk.size(),
-                   offset - n, out.replies, ref.complete - before, limit);
+                   "read %zu (%zu bytes at %zu): %zu replies, reference %zu (limit %zu)", i, chunk.size(), offset - n,
+                   out.replies, ref.complete - before, limit);
         FUZZ_CHECK(out.refuse == ref.refused, "read %zu (%zu bytes at %zu): refuse %d, reference %d (limit %zu)", i,
                    chunk.size(), offset - n, out.refuse, ref.refused, limit);
         if (out.refuse) {
@@ -124,8 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(framer.buffered() == ref.line, "read %zu: buffered() %zu, unfinished request %zu (limit %zu)", i,
                    framer.buffered(), ref.line, limit);
         FUZZ_CHECK(framer.buffered() <= limit + 1 + chunk.size(),
-                   "read %zu: buffered() %zu over limit %zu + 1 + read %zu", i, framer.buffered(), limit,
-                   chunk.size());
+                   "read %zu: buffered() %zu over limit %zu + 1 + read %zu", i, framer.buffered(), limit, chunk.size());
         if (offset >= input.size()) break;
     }
     // However the bytes were split, the same requests are answered and the same refusal made.
