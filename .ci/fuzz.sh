@@ -39,8 +39,9 @@ fi
 
 # --- build -------------------------------------------------------------------------------------
 say "build: clang++-14, HELLO_FUZZ=ON, in build-fuzz"
-cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DHELLO_WERROR=ON -DHELLO_FUZZ=ON >/dev/null
+# -O1: libFuzzer's usual choice, and the sanitized coroutines build a third faster than at -O2.
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" -DHELLO_WERROR=ON -DHELLO_FUZZ=ON >/dev/null
 cmake --build build-fuzz --target "${targets[@]}"
 
 # --- run ---------------------------------------------------------------------------------------
@@ -60,18 +61,19 @@ for target in "${targets[@]}"; do
     [ -f tests/fuzz/"$target".dict ] && options+=(-dict="$PWD/tests/fuzz/$target.dict")
     say "$target: ${seconds} s on $(find "$work/corpus" -type f | wc -l) seed inputs"
     status=0
+    target_started=$SECONDS
     # From the work directory: a stray file (such as a leak's) lands there, not in the tree.
     (cd "$work" && "$top/build-fuzz/tests/fuzz/$target" "${options[@]}" corpus) > "$work/log" 2>&1 || status=$?
     final_stat() { sed -n "s/^stat::$1: *//p" "$work/log" | tail -1; }
     executions=$(final_stat number_of_executed_units)
-    line="$target: ${executions:-?} executions (${seconds} s, $(final_stat average_exec_per_sec) per second), corpus $(find "$work/corpus" -type f | wc -l) inputs, peak RSS $(final_stat peak_rss_mb) MB"
+    line="$target: ${executions:-?} executions in $((SECONDS - target_started)) s ($(final_stat average_exec_per_sec) per second), corpus $(find "$work/corpus" -type f | wc -l) inputs, peak RSS $(final_stat peak_rss_mb) MB"
     artifacts=$(find "$work/artifacts" -type f | sort)
     if [ "$status" != 0 ] || [ -n "$artifacts" ]; then
         failed+=("$target")
         line="$line: FOUND SOMETHING (exit $status)"
         # What it found: libFuzzer's report, without the progress lines and the long stacks
         # of libFuzzer's own frames.
-        grep -vE '^#[0-9]+\s+(NEW|REDUCE|pulse|INITED)|Uses: [0-9]+|^INFO: ' "$work/log" |
+        grep -vE '^#[0-9]+\s+(NEW|REDUCE|pulse|INITED)|Uses: [0-9]+|^INFO: |NEW_FUNC' "$work/log" |
             grep -vE '^\s+#[0-9]+ 0x[0-9a-f]+ in (fuzzer::|main |_start |__libc_start)' | tail -60 || true
         for artifact in $artifacts; do
             echo "input: $artifact ($(stat -c %s "$artifact") bytes)"
