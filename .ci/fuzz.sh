@@ -49,6 +49,12 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 top=$PWD
 runs=$top/build-fuzz/fuzz-runs
+# fuzz_config_file's scratch files: a finding ends a target before it can remove its own.
+shm=/tmp
+[ -d /dev/shm ] && shm=/dev/shm
+HELLO_FUZZ_SCRATCH_DIR=$(mktemp -d "$shm/hello-fuzz.XXXXXX")
+export HELLO_FUZZ_SCRATCH_DIR
+trap 'rm -rf "$HELLO_FUZZ_SCRATCH_DIR"' EXIT
 failed=()
 summary=()
 for target in "${targets[@]}"; do

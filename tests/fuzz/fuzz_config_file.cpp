@@ -33,12 +33,15 @@
 namespace {
 
 // A file of this process's own, created once and rewritten for every input: in /dev/shm
-// when there is one, so that the fuzzer does not wear a disk.
+// when there is one, so that the fuzzer does not wear a disk, or in $HELLO_FUZZ_SCRATCH_DIR
+// (.ci/fuzz.sh gives a directory it removes afterwards: a crash or a hang ends the process
+// without running destructors, and would leave the file behind).
 class scratch_file {
 public:
     explicit scratch_file(const char* tag) {
         struct stat st {};
-        const std::string dir = ::stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
+        std::string dir = ::stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
+        if (const char* given = std::getenv("HELLO_FUZZ_SCRATCH_DIR"); given && *given) dir = given;
         path_ = dir + "/hello-fuzz-" + tag + "-XXXXXX";
         fd_ = ::mkstemp(path_.data());
         FUZZ_CHECK(fd_ >= 0, "mkstemp %s: %s", path_.c_str(), std::strerror(errno));
