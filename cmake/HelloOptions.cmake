@@ -4,7 +4,9 @@ add_library(hello::options ALIAS hello_options)
 
 target_compile_options(hello_options INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wold-style-cast -Wcast-align
-  -Woverloaded-virtual -Wimplicit-fallthrough -Wduplicated-cond -Wlogical-op
+  -Woverloaded-virtual -Wimplicit-fallthrough
+  # g++ only: clang has no such warnings and, under -Werror, fails on the unknown option.
+  $<$<CXX_COMPILER_ID:GNU>:-Wduplicated-cond> $<$<CXX_COMPILER_ID:GNU>:-Wlogical-op>
   $<$<BOOL:${HELLO_WERROR}>:-Werror>)
 
 if(HELLO_SANITIZE)
@@ -21,6 +23,6 @@ if(HELLO_SANITIZE)
   endif()
   if(HELLO_SANITIZE STREQUAL "thread")
     # Asio's handler recycling uses std::atomic_thread_fence, which g++ warns TSan cannot model.
-    target_compile_options(hello_options INTERFACE -Wno-tsan)
+    target_compile_options(hello_options INTERFACE $<$<CXX_COMPILER_ID:GNU>:-Wno-tsan>)
   endif()
 endif()
