@@ -104,8 +104,9 @@ for package in "${tree_packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     say "base tree: adding ${missing[*]}"
+    # Single quotes: "$@" is the inner shell's, the packages passed after `sh`.
     systemd-nspawn --register=no --keep-unit -q -D "$base" --pipe sh -c \
-        "apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $* >/dev/null && apt-get clean" \
+        'apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$@" >/dev/null && apt-get clean' \
         sh "${missing[@]}" </dev/null
     rm -rf "$base"/var/lib/apt/lists/*
 fi
