@@ -2,6 +2,7 @@
 // the same scenario against several in turn (--compare), as a table or as JSON.
 #include "bench.hpp"
 
+#include "descriptors.hpp"
 #include "exit_code.hpp"
 #include "option_error.hpp"
 #include "load.hpp"
@@ -14,7 +15,6 @@
 #include <boost/program_options.hpp>
 #include <boost/system/system_error.hpp>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -404,15 +404,6 @@ exit_code exit_code_for(const boost::system::error_code& ec) {
     if (ec == boost::asio::error::timed_out) return exit_code::temp_failure;
     if (is_shortage(ec)) return exit_code::os_error;
     return exit_code::unavailable;
-}
-
-// As many descriptors as the hard limit allows: one per connection.
-void raise_descriptor_limit() {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &rl);
-    }
 }
 
 int run(const invocation& inv) {

@@ -1,4 +1,5 @@
 // hello-server: reads its configuration, binds every endpoint, serves until SIGTERM/SIGINT.
+#include "descriptors.hpp"
 #include "exit_code.hpp"
 #include "logging.hpp"
 #include "server_options.hpp"
@@ -27,8 +28,6 @@
 #include <new>
 #include <string>
 #include <system_error>
-
-#include <sys/resource.h>
 
 extern char** environ;
 
@@ -60,15 +59,6 @@ exit_code exit_code_for(const boost::system::error_code& ec) {
     namespace sys = boost::system::errc;
     if (ec == sys::no_such_file_or_directory || ec == sys::not_a_directory) return exit_code::config;
     return exit_code::unavailable;
-}
-
-// Many clients means many descriptors: take the whole hard limit, as redis and nginx do.
-void raise_descriptor_limit() {
-    rlimit limit{};
-    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &limit);
-    }
 }
 
 // The running daemon: the server, the signals that steer it, and what systemd is told.

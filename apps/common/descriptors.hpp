@@ -1,0 +1,8 @@
+#pragma once
+
+namespace hello::app {
+
+// Many connections means many descriptors: takes the whole hard limit, as redis and nginx do.
+void raise_descriptor_limit() noexcept;
+
+}  // namespace hello::app
