@@ -2,6 +2,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -42,5 +43,9 @@ private:
 // What a program reports for a system error nothing caught (`what` is the exception's text):
 // a shortage of what even the event loop needs is said plainly (71); anything else is a bug.
 [[nodiscard]] startup_error uncaught_system_error(const boost::system::error_code& ec, const std::string& what);
+
+// What a program reports for whatever else it did not catch (`failure` non-null): a system
+// error as above, no memory as 71, anything else as an internal error, 70.
+[[nodiscard]] startup_error uncaught(std::exception_ptr failure);
 
 }  // namespace hello::app

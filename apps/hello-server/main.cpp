@@ -246,13 +246,7 @@ int main(int argc, char* argv[]) {
         return report(e);
     } catch (const hello::error& e) {
         return report({exit_code_for(e.code()), e.what()});
-    } catch (const boost::system::system_error& e) {
-        return report(uncaught_system_error(e.code(), e.what()));
-    } catch (const std::system_error& e) {
-        return report(uncaught_system_error(e.code(), e.what()));
-    } catch (const std::bad_alloc&) {
-        return report({exit_code::os_error, "cannot run: out of memory"});
-    } catch (const std::exception& e) {
-        return report({exit_code::software, std::string("internal error: ") + e.what()});
+    } catch (...) {
+        return report(uncaught(std::current_exception()));
     }
 }
