@@ -22,8 +22,9 @@ export DEBIAN_FRONTEND=noninteractive
 trap '[ "$BASH_SUBSHELL" != 0 ] || echo "deb stage: failed: $BASH_COMMAND (line $LINENO ${BASH_LINENO[*]})" >&2' ERR
 [ "$(id -u)" = 0 ] || { echo "deb stage: needs root (build dependencies, mounts, systemd-nspawn)" >&2; exit 1; }
 
-cache=${HELLO_SYSTEMD_CACHE:-/var/tmp/hello-systemd}
-base=$cache/bookworm
+stage=deb
+# shellcheck source=.ci/nspawn.sh
+source .ci/nspawn.sh
 out=$PWD/build-deb-ci
 passed=0
 failed=0
@@ -90,95 +91,16 @@ step_done "upgrade package"
 
 # --- the base tree: .ci/systemd.sh's, made here the same way when there is none -----------------
 tree_packages=(systemd systemd-sysv dbus procps util-linux passwd)
-mkdir -p "$cache"
-exec 9>"$cache/lock"
-flock 9   # one run at a time uses (and may extend) the base tree
-mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-mirror=${mirror:-http://deb.debian.org/debian}
-if [ ! -e "$base/.complete" ]; then
-    say "base tree: debootstrap bookworm (${tree_packages[*]})"
-    rm -rf "$base"
-    include=$(IFS=,; echo "${tree_packages[*]}")
-    debootstrap --variant=minbase --include="$include" bookworm "$base" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
-        { tail -n 20 "$cache/debootstrap.log"; exit 1; }
-    rm -f "$base/etc/apt/sources.list" "$base"/var/cache/apt/archives/*.deb
-    [ -f /etc/apt/sources.list.d/debian.sources ] && cp /etc/apt/sources.list.d/debian.sources "$base/etc/apt/sources.list.d/"
-    echo hello-ci >"$base/etc/hostname"
-    touch "$base/.complete"
-else
-    say "base tree: reusing $base"
-fi
+nspawn_base_tree "${tree_packages[@]}"
 step_done "base tree"
 
 # --- this run's tree: an overlay on the base, so that every run starts from the same state ---
-run=$(mktemp -d /var/tmp/hello-deb-run.XXXXXX)
-root=$run/root
-nspawn_pid=
-init=
-cleanup() {
-    local rc=$?
-    trap - ERR
-    if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
-        if [ "${KEEP:-0}" = 1 ]; then
-            echo "container kept: nsenter -t $init -a bash; stop it with: kill $nspawn_pid"
-            return $rc
-        fi
-        kill -TERM "$nspawn_pid" 2>/dev/null || true   # nspawn asks the container's systemd to power off
-        for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$nspawn_pid" 2>/dev/null || true
-        wait "$nspawn_pid" 2>/dev/null || true
-    fi
-    mountpoint -q "$root" && umount "$root"
-    rm -rf "$run"
-    echo "== deb stage: done in $((SECONDS - started)) s"
-    return $rc
-}
-trap cleanup EXIT
-mkdir -p "$run/upper" "$run/work" "$root"
-if ! mount -t overlay overlay -o "lowerdir=$base,upperdir=$run/upper,workdir=$run/work" "$root" 2>/dev/null; then
-    say "no overlayfs here: copying the base tree"
-    cp -a --reflink=auto "$base/." "$root/"
-fi
+nspawn_overlay hello-deb-run
 mkdir -p "$root/var/tmp/debs"
 cp "$deb" "$new_deb" "$root/var/tmp/debs/"
 
 # --- boot ------------------------------------------------------------------------------------
-say "boot: systemd-nspawn --register=no --keep-unit --console=passive -b"
-systemd-nspawn --register=no --keep-unit --console=passive -b -D "$root" >"$run/console.log" 2>&1 &
-nspawn_pid=$!
-# the container's init: the process whose pid in its own namespace is 1, under nspawn
-find_init() {
-    local status pid
-    for status in /proc/[0-9]*/status; do
-        pid=${status#/proc/}; pid=${pid%/status}
-        [ "$pid" != "$nspawn_pid" ] || continue
-        if awk -v want="$nspawn_pid" '/^PPid:/ { ppid = $2 } /^NSpid:/ { inner = $NF; n = NF }
-               END { exit !(ppid == want && n > 2 && inner == 1) }' "$status" 2>/dev/null; then
-            echo "$pid"; return 0
-        fi
-    done
-    return 1
-}
-for _ in $(seq 300); do
-    init=$(find_init) && break
-    kill -0 "$nspawn_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$init" ] || { cat "$run/console.log"; echo "deb stage: the container did not start" >&2; exit 1; }
-# run a command in the container (all its namespaces), with a clean environment
-ct() { nsenter -t "$init" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-           DEBIAN_FRONTEND=noninteractive "$@"; }
-deadline=$((SECONDS + 60))
-while :; do
-    state=$(ct systemctl is-system-running 2>/dev/null || true)
-    case $state in running | degraded | maintenance | stopping | offline) break ;; esac
-    [ $SECONDS -lt $deadline ] && kill -0 "$nspawn_pid" 2>/dev/null || break
-    sleep 0.2
-done
-case $state in
-    running | degraded) pass "systemd booted: is-system-running = $state" ;;
-    *) fail "systemd booted: is-system-running = '${state}'"; tail -n 30 "$run/console.log"; exit 1 ;;
-esac
+nspawn_boot
 step_done "boot the container"
 
 # --- install -----------------------------------------------------------------------------------
