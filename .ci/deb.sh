@@ -224,7 +224,11 @@ if [ "$(client 2>&1)" = "hello client" ] && [ "$new_pid" != 0 ] && [ "$new_pid" 
 else
     fail "after the upgrade: pid $old_pid -> $new_pid, $(client 2>&1 || true)"
 fi
-st=$(ct journalctl -q -o cat _PID="$new_pid" -p debug..debug | grep -c . || true)
+# the debug lines are the clients' connections just above: journald may store them a moment later
+debug_lines() { ct journalctl -q -o cat _PID="$new_pid" -p debug..debug | grep -c . || true; }
+has_debug_lines() { [ "$(debug_lines)" -gt 0 ]; }
+wait_for 10 has_debug_lines || true
+st=$(debug_lines)
 [ "$st" -gt 0 ] && pass "the restarted server reads the kept file (log-level = debug: $st debug lines)" ||
     fail "no debug lines from the restarted server"
 step_done "upgrade"
