@@ -68,7 +68,7 @@ public:
     server_daemon(server_invocation first, std::function<server_invocation()> reread)
         : invocation_(std::move(first)),
           reread_(std::move(reread)),
-          ctx_(static_cast<int>(invocation_.config.threads)),
+          ctx_(1),  // run by this thread; the server runs its other threads' loops
           steer_(boost::asio::make_strand(ctx_)),
           server_(ctx_, invocation_.config, systemd::take_inherited_sockets()),
           signals_(steer_, SIGINT, SIGTERM),
@@ -194,8 +194,14 @@ private:
         watchdog_timer_.expires_after(*interval / 2);
         watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
             if (ec) return;
-            systemd::notify("WATCHDOG=1");
-            keep_watchdog();
+            // Alive means every event loop answers, not just this one: a thread stuck in any
+            // of them stops the pings, and systemd restarts the server.
+            server_.probe_loops([this] {
+                boost::asio::post(steer_, [this] {
+                    systemd::notify("WATCHDOG=1");
+                    keep_watchdog();
+                });
+            });
         });
     }
 

@@ -21,7 +21,7 @@ std::size_t connection_limit(const server_config& cfg) {
     return limit.rlim_cur > 2 * descriptor_reserve ? limit.rlim_cur - descriptor_reserve : limit.rlim_cur / 2;
 }
 
-std::optional<credentials> peer_credentials(stream_socket& socket) {
+std::optional<credentials> peer_credentials(connection_socket& socket) {
     const int fd = socket.native_handle();
     ucred cred{};
     socklen_t size = sizeof cred;

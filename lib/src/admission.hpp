@@ -25,7 +25,7 @@ struct credentials {
     std::vector<gid_t> groups;  // supplementary, when the kernel tells them (SO_PEERGROUPS)
 };
 
-[[nodiscard]] std::optional<credentials> peer_credentials(stream_socket& socket);
+[[nodiscard]] std::optional<credentials> peer_credentials(connection_socket& socket);
 
 // The peer's uid is in allow_uids, or one of its groups in allow_gids.
 [[nodiscard]] bool allowed(const credentials& peer, const server_config& cfg);

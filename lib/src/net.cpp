@@ -29,18 +29,6 @@ bool is_ipv6(const protocol::endpoint& addr) noexcept {
     return addr.data()->sa_family == AF_INET6;
 }
 
-bool is_unix(const stream_socket& socket) noexcept {
-    error_code ec;
-    const auto local = socket.local_endpoint(ec);
-    return !ec && is_unix(local);
-}
-
-void send_without_delay(stream_socket& socket) noexcept {
-    error_code ec;
-    const auto local = socket.local_endpoint(ec);
-    if (!ec && is_ip(local)) socket.set_option(asio::ip::tcp::no_delay(true), ec);
-}
-
 protocol::endpoint unix_sockaddr(const unix_address& a) {
     // Built by hand: Asio's local endpoint counts an abstract name's leading NUL against the
     // 107 bytes it allows, so the longest names the kernel takes would not fit.

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <list>
 #include <optional>
 #include <string_view>
@@ -29,29 +30,46 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
           control(asio::make_strand(c)),
           config(std::make_shared<const server_config>(std::move(cfg))),
           state(std::make_shared<server_state>(control)),
-          connection_limit(detail::connection_limit(*config)) {}
-
-    // Connections get a strand each only when several threads could run them at once.
-    asio::any_io_executor new_executor() {
-        if (config->threads == 1) return ctx.get_executor();
-        return asio::make_strand(ctx);
+          connection_limit(detail::connection_limit(*config)) {
+        for (unsigned i = 1; i < config->threads; ++i) loops.push_back(std::make_unique<event_loop>());
     }
+
+    // Several threads: one event loop each, the caller's io_context and threads - 1 of the
+    // server's own, and connections dealt out to them in turn. A connection stays on its loop,
+    // which one thread runs: no strand, no lock and no shared queue between two requests, and
+    // raw framing may read blind into its thread's buffer on every loop. (One io_context run
+    // by every thread would share one epoll, one handler queue and its mutex, and need a
+    // strand per connection.) On `control`, the one place connections are accepted.
+    asio::io_context& next_loop() {
+        const auto turn = next_turn++ % (loops.size() + 1);
+        return turn == 0 ? ctx : loops[turn - 1]->ctx;
+    }
+    void start_loops();
+    void join_loops();
 
     static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, std::shared_ptr<listener> l);
     static asio::awaitable<void> stop_sequence(std::shared_ptr<impl> self);
     template <typename Listeners>
     void add_listeners(Listeners opened);
-    void serve(stream_socket socket, const listener& l);
+    void serve(connection_socket socket, const listener& l);
     void accept_backlog(listener& l);
     void close_listener(listener& l);
     void for_each_session(void (session::*action)());
     asio::awaitable<void> all_closed_within(std::chrono::steady_clock::duration limit);
     std::vector<std::string> apply(server_config next);
     void note_endpoints();
-    bool admit(stream_socket& socket, const listener& l);
+    bool admit(connection_socket& socket, const listener& l);
     void keep_ticking();
 
+    struct event_loop {
+        asio::io_context ctx{1};  // one thread runs it
+        asio::executor_work_guard<asio::io_context::executor_type> busy = asio::make_work_guard(ctx);
+    };
+
     asio::io_context& ctx;
+    std::vector<std::unique_ptr<event_loop>> loops;  // threads - 1
+    std::vector<std::jthread> loop_threads;
+    std::size_t next_turn = 0;
     asio::any_io_executor control;                // serialises the configuration, the listeners and the stop
     std::shared_ptr<const server_config> config;  // on `control`; new connections take theirs here
     std::shared_ptr<server_state> state;
@@ -73,7 +91,7 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, std:
     constexpr auto retry_after = std::chrono::milliseconds(100);
     std::uint64_t exhausted_attempts = 0;  // in the current spell of descriptor or memory shortage
     for (;;) {
-        auto [ec, socket] = co_await l.socket.async_accept(self->new_executor(), nothrow);
+        auto [ec, socket] = co_await l.socket.async_accept(self->next_loop(), nothrow);
         // Accepted as the stop began: that client's request is owed a reply all the same.
         if (!ec) self->serve(std::move(socket), l);
         if (self->state->stopping || ec == asio::error::operation_aborted) co_return;
@@ -96,17 +114,17 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, std:
     }
 }
 
-void server::impl::serve(stream_socket socket, const listener& l) {
+void server::impl::serve(connection_socket socket, const listener& l) {
     if (!admit(socket, l)) return;
     if (l.is_tcp) send_without_delay(socket);
     const auto id = state->accepted.fetch_add(1, std::memory_order_relaxed) + 1;
-    session::start(std::move(socket), state, id, {config->framing, config->max_request_bytes, config->threads == 1});
+    session::start(std::move(socket), state, id, {config->framing, config->max_request_bytes});
 }
 
 // Whether a connection just accepted may stay: within the connection limit, and from a peer
 // the allowlists admit (UNIX only: a TCP peer has no credentials to check). A refused line-
 // framing peer is told why in one line; a raw one, whose protocol has no errors, is closed.
-bool server::impl::admit(stream_socket& socket, const listener& l) {
+bool server::impl::admit(connection_socket& socket, const listener& l) {
     const auto turn_away = [&](std::string_view why) {
         if (config->framing == framing::line)
             (void)::send(socket.native_handle(), why.data(), why.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -170,7 +188,7 @@ void server::impl::accept_backlog(listener& l) {
     error_code ec;
     l.socket.non_blocking(true, ec);
     while (!ec) {
-        auto socket = l.socket.accept(new_executor(), ec);
+        auto socket = l.socket.accept(next_loop(), ec);
         if (!ec) serve(std::move(socket), l);
     }
     if (ec != asio::error::would_block && ec != asio::error::try_again)
@@ -265,6 +283,7 @@ server::server(asio::io_context& ctx, server_config config, std::vector<inherite
 }
 
 server::~server() {
+    impl_->join_loops();
     for (auto& l : impl_->listeners)
         if (l->claim) l->claim->release();
 }
@@ -275,6 +294,7 @@ std::vector<endpoint> server::endpoints() const {
 }
 
 void server::start() {
+    impl_->start_loops();
     std::string where;
     for (const auto& ep : endpoints()) where += (where.empty() ? "" : ", ") + ep.to_string();
     const auto& cfg = *impl_->config;
@@ -346,26 +366,37 @@ void server::reload(server_config config, std::function<void(std::vector<std::st
     });
 }
 
-void server::run(std::function<void()> serving) {
-    // Every thread is started before anything is served: a system that cannot give them all
-    // is a start-up error, not a server running on fewer threads than it says.
-    auto idle = asio::make_work_guard(impl_->ctx);
-    std::vector<std::jthread> workers;
-    const auto extra = impl_->config->threads - 1;
-    workers.reserve(extra);
+// Every thread is started before anything is served: a system that cannot give them all
+// is a start-up error, not a server running on fewer threads than it says.
+void server::impl::start_loops() {
+    if (!loop_threads.empty()) return;
+    loop_threads.reserve(loops.size());
     try {
-        for (unsigned i = 0; i < extra; ++i) workers.emplace_back([this] { impl_->ctx.run(); });
+        for (auto& loop : loops) loop_threads.emplace_back([&ctx = loop->ctx] { ctx.run(); });
     } catch (const std::system_error& e) {
-        impl_->ctx.stop();
-        throw error(e.code(), "cannot start thread " + std::to_string(workers.size() + 2) + " of " +
-                                  std::to_string(extra + 1) + ": " + e.code().message());
+        const auto running = loop_threads.size();
+        join_loops();
+        throw error(e.code(), "cannot start thread " + std::to_string(running + 2) + " of " +
+                                  std::to_string(loops.size() + 1) + ": " + e.code().message());
     }
-    start();
-    if (serving) asio::post(impl_->control, std::move(serving));  // after start()'s own post
-    idle.reset();
-    impl_->ctx.run();
 }
 
+// Once stopped, the loops have nothing left but their guards; an abandoned server's loops
+// are stopped with whatever they still hold.
+void server::impl::join_loops() {
+    for (auto& loop : loops) {
+        loop->busy.reset();
+        if (!stop_started || state->open.load() > 0) loop->ctx.stop();
+    }
+    loop_threads.clear();  // joins
+}
+
+void server::run(std::function<void()> serving) {
+    start();
+    if (serving) asio::post(impl_->control, std::move(serving));  // after start()'s own post
+    impl_->ctx.run();
+    impl_->join_loops();
+}
 void server::stop(std::function<void()> on_stopped) {
     asio::post(impl_->control, [self = impl_, fn = std::move(on_stopped)]() mutable {
         self->on_stopped.push_back(std::move(fn));
@@ -383,6 +414,19 @@ void server::abort() {
         }
         asio::co_spawn(self->control, impl::stop_sequence(self), asio::detached);
     });
+}
+
+void server::probe_loops(std::function<void()> done) {
+    struct probe {
+        std::atomic<std::size_t> left;
+        std::function<void()> done;
+    };
+    auto p = std::make_shared<probe>(impl_->loops.size() + 1, std::move(done));
+    const auto answer = [p] {
+        if (p->left.fetch_sub(1) == 1 && p->done) p->done();
+    };
+    asio::post(impl_->ctx, answer);
+    for (auto& loop : impl_->loops) asio::post(loop->ctx, answer);
 }
 
 std::size_t server::max_connections() const noexcept {

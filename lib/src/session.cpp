@@ -20,8 +20,8 @@ namespace hello::detail {
 namespace {
 
 // Every read lands here, one buffer per thread. A session that looks at what it read uses it
-// up before its next suspension. Raw framing on one thread reads into it blind (the bytes are
-// never looked at), so that every pending read of the thread may share it: async_read_some's
+// up before its next suspension. Raw framing reads into it blind (the bytes are never looked
+// at), so that every pending read of the thread may share it: async_read_some's
 // speculative read then saves the epoll_ctl per request that async_wait costs. Per thread,
 // so that servers embedded on different threads never write one buffer at once.
 std::array<char, 64 * 1024>& thread_buffer() {
@@ -51,7 +51,8 @@ bool is_quiet_disconnect(const error_code& ec) {
 
 }  // namespace
 
-session::session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id, session_settings settings)
+session::session(connection_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
+                 session_settings settings)
     : socket_(std::move(socket)),
       state_(std::move(state)),
       id_(id),
@@ -64,14 +65,14 @@ session::~session() {
     state_->remove(handle_);
 }
 
-void session::start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
+void session::start(connection_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
                     session_settings settings) {
     auto s = std::make_shared<session>(std::move(socket), state, id, settings);
     s->handle_ = state->add(s);
     if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("connection {} opened: {}", id, s->describe_peer());
     error_code ec;
     // Reads happen only once data is there (or blind, by the reactor): they must never block.
-    if (!s->settings_.read_blind) s->socket_.non_blocking(true, ec);
+    if (!s->reads_blind()) s->socket_.non_blocking(true, ec);
     if (ec) return s->finish();
     auto ex = s->executor();
     asio::dispatch(ex, [s = std::move(s)] { s->await_request(); });
@@ -81,7 +82,7 @@ void session::start(stream_socket socket, std::shared_ptr<server_state> state, s
 void session::await_request() {
     if (!request_may_follow()) return finish();
     phase_ = phase::awaiting_request;
-    if (settings_.read_blind) {
+    if (reads_blind()) {
         socket_.async_read_some(
             asio::buffer(thread_buffer()),
             [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_readable(ec, n); });
@@ -97,7 +98,7 @@ void session::on_readable(const error_code& ec, std::size_t read_blind) {
     auto result = ec;
     auto n = read_blind;
     // The buffer is this thread's: read into it now, and use it up before the next suspension.
-    if (!result && !settings_.read_blind) n = socket_.read_some(asio::buffer(thread_buffer()), result);
+    if (!result && !reads_blind()) n = socket_.read_some(asio::buffer(thread_buffer()), result);
     switch (classify(result, n)) {
         case read_result::look_again:
             return await_request();
@@ -155,9 +156,9 @@ void session::on_sent(const error_code& ec) {
     send_replies();
 }
 
+// The descriptor is this session's alone, so close() alone ends the connection for the peer.
 void session::finish() {
     error_code ec;
-    socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);
 }
 

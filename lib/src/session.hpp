@@ -19,17 +19,15 @@ namespace hello::detail {
 struct session_settings {
     hello::framing framing = framing::raw;
     std::size_t max_request_bytes = 4096;
-    // Raw framing with the io_context on one thread: reads may land blind in one shared buffer.
-    bool read_blind = false;
 };
 
 // One connection, from accept to close: reads requests, answers each with `hello client`.
 //
 // Two questions, answered once each. How to frame: a framer (raw_framer, line_framer) turns
-// the bytes of each read into replies owed. How to read: raw framing on one thread reads
-// blind into the thread's buffer, a speculative read that costs no epoll_ctl; everything else
-// waits for readability, then reads into that buffer. Either way an idle connection holds no
-// read buffer.
+// the bytes of each read into replies owed. How to read: raw framing reads blind into the
+// thread's buffer, a speculative read that costs no epoll_ctl; line framing waits for
+// readability, then reads into that buffer. Either way an idle connection holds no read
+// buffer. Reading blind needs the session's executor to be run by one thread (see server.cpp).
 //
 // The steps are plain completion handlers rather than a coroutine: an idle connection then
 // holds one pending operation and nothing else, where a coroutine would keep its frames (about
@@ -40,17 +38,17 @@ struct session_settings {
 // drain(), close() and tick() must run on the session's executor.
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id, session_settings settings);
+    session(connection_socket socket, std::shared_ptr<server_state> state, std::uint64_t id, session_settings settings);
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
     // Registers the connection and waits for its first request on the socket's executor. A
     // session started once the server is stopping drains from the start.
-    static void start(stream_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
+    static void start(connection_socket socket, std::shared_ptr<server_state> state, std::uint64_t id,
                       session_settings settings);
 
-    [[nodiscard]] asio::any_io_executor executor() { return socket_.get_executor(); }
+    [[nodiscard]] connection_socket::executor_type executor() { return socket_.get_executor(); }
 
     // Finish the request already sent, if any, then close; an idle connection closes now.
     void drain();
@@ -74,11 +72,12 @@ private:
     void finish();
 
     [[nodiscard]] bool request_may_follow();
+    [[nodiscard]] bool reads_blind() const { return settings_.framing == framing::raw; }
     [[nodiscard]] read_result classify(const error_code& ec, std::size_t n);
     bool written(const error_code& ec);
     [[nodiscard]] std::string describe_peer();
 
-    stream_socket socket_;
+    connection_socket socket_;
     std::shared_ptr<server_state> state_;
     server_state::handle handle_{};
     std::uint64_t id_;

@@ -20,7 +20,9 @@
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <thread>
 
@@ -188,6 +190,27 @@ TEST_P(ThreadedServer, AnswersClientsFromAnotherContext) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Framings, ThreadedServer, ::testing::Values(framing::raw, framing::line));
+
+// The watchdog's probe: answered once every event loop has run it, and not while one is held up
+// (here the caller's io_context, which nobody runs until the probe has gone to every loop).
+TEST_F(ServerTest, LoopProbeWaitsForEveryLoop) {
+    auto cfg = config_for({unix_ep()});
+    cfg.threads = 3;
+    server srv(ctx_, cfg);
+    srv.start();  // the server's own two loops run from here
+    std::promise<void> answered;
+    auto probe_answered = answered.get_future();
+    std::atomic<int> calls{0};
+    srv.probe_loops([&] {
+        if (calls.fetch_add(1) == 0) answered.set_value();
+    });
+    EXPECT_EQ(probe_answered.wait_for(300ms), std::future_status::timeout) << "answered with a loop held up";
+    ctx_.poll();  // the held loop runs what it was sent
+    ASSERT_EQ(probe_answered.wait_for(20s), std::future_status::ready);
+    srv.stop();
+    ctx_.run();
+    EXPECT_EQ(calls.load(), 1);
+}
 
 // ---- line framing -----------------------------------------------------------------------------
 

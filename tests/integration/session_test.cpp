@@ -32,8 +32,8 @@ protected:
         state_ = std::make_shared<server_state>(ctx_.get_executor());
         local::stream_protocol::socket server_end(ctx_);
         local::connect_pair(peer_, server_end);
-        stream_socket adopted(ctx_, protocol(AF_UNIX, 0), server_end.release());
-        session::start(std::move(adopted), state_, 1, {f, max_request_bytes, true});
+        connection_socket adopted(ctx_, protocol(AF_UNIX, 0), server_end.release());
+        session::start(std::move(adopted), state_, 1, {f, max_request_bytes});
     }
 
     awaitable<std::string> read_exactly(std::size_t n) {

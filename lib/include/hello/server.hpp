@@ -29,12 +29,13 @@ struct server_stats {
     std::uint64_t timed_out = 0;    // closed by idle_timeout or write_timeout
 };
 
-// The hello service: listeners on every configured endpoint, one coroutine per connection.
+// The hello service: listeners on every configured endpoint, one session per connection.
 //
 // Lifecycle: construct (binds every endpoint, or throws hello::error and leaves nothing
 // behind), then run(), which serves on `config.threads` threads until the server has
-// stopped. (Or start(), then run the io_context yourself: on exactly one thread when
-// `config.threads` is 1, since connections then share no strand.) stop() drains:
+// stopped. (Or start(), then run the io_context yourself, on exactly one thread: with
+// `config.threads` > 1 the server runs the other event loops on threads of its own, and
+// connections dealt to the io_context share no strand.) stop() drains:
 // it stops accepting, removes socket files, lets each connection finish the request it
 // has sent, closes idle ones and force-closes the rest after `drain_timeout`. Once the
 // last connection is gone `on_stopped` runs and the io_context runs out of work.
@@ -54,13 +55,15 @@ public:
     // Thread-safe: a reload may change them.
     [[nodiscard]] std::vector<endpoint> endpoints() const;
 
-    // Starts `config.threads` - 1 threads, then serves on them and the caller until stopped
-    // and the io_context has no work left. Throws hello::error (nothing served) when the
-    // system will not give every thread.
+    // Starts `config.threads` - 1 threads, each with an event loop of its own, then serves on
+    // them and the caller until stopped and the io_context has no work left; connections are
+    // dealt to the loops in turn. Throws hello::error (nothing served) when the system will
+    // not give every thread.
     // `serving`, if given, is posted once every listener accepts (to say READY=1, say).
     void run(std::function<void()> serving = {});
 
-    // Starts accepting; the caller runs the io_context.
+    // Starts the server's threads (as run() does, and may throw as it does), then accepting;
+    // the caller runs the io_context on one thread.
     void start();
 
     // Applies `config` from now on: framing and limits to new connections, socket mode to the
@@ -74,6 +77,10 @@ public:
 
     // Closes every connection now, without waiting (a second SIGTERM).
     void abort();
+
+    // Calls `done`, on one of the server's threads, once every event loop of the server has run
+    // a handler: a liveness probe for a watchdog, which a hung loop never answers.
+    void probe_loops(std::function<void()> done);
 
     [[nodiscard]] server_stats stats() const noexcept;
 
