@@ -157,7 +157,7 @@ const std::vector<setting>& settings() {
              return f.has_value();
          },
          [](const server_invocation& inv) { return std::vector{std::string(to_string(inv.config.framing))}; }},
-        {"threads", nullptr, "N", "threads running the server (default 1)", "a number from 1 to 1024",
+        {"threads", nullptr, "N", "event loops, one thread each (default 1)", "a number from 1 to 1024",
          number_in(&server_config::threads, 1U, 1024U), number_of(&server_config::threads)},
         {"log-level", nullptr, "LEVEL", "trace, debug, info, warn, error or off (default info)",
          "trace, debug, info, warn, error or off",
