@@ -418,6 +418,7 @@ void server::abort() {
 
 void server::probe_loops(std::function<void()> done) {
     struct probe {
+        probe(std::size_t loops, std::function<void()> fn) : left(loops), done(std::move(fn)) {}
         std::atomic<std::size_t> left;
         std::function<void()> done;
     };
