@@ -25,13 +25,12 @@ runs=${RUNS:-3}
 results=()
 for run in $(seq "$runs"); do
     echo "== run $run of $runs" >&2
-    before=$(ls "$out")
-    RESULTS=$out SERVERS=${SERVERS:-"hello ref1 asio redis"} TRANSPORTS=${TRANSPORTS:-"unix tcp"} \
+    RESULTS=$out/run$run SERVERS=${SERVERS:-"hello ref1 asio redis"} TRANSPORTS=${TRANSPORTS:-"unix tcp"} \
         HELLO_SERVER=$server HELLO_THREADS=${HELLO_THREADS:-1} DUR=${DUR:-5} PIN=1 \
         "$harness/run_anchors.sh" >"$out/run$run.log" 2>&1 || { tail -n 20 "$out/run$run.log" >&2; exit 1; }
-    dir=$(comm -13 <(echo "$before") <(ls "$out") | grep -v '^run' | head -n1)
-    [ -s "$out/$dir/results.jsonl" ] || { echo "peers.sh: run $run left no results" >&2; exit 1; }
-    results+=("$out/$dir/results.jsonl")
+    found=("$out/run$run"/*/results.jsonl)
+    [ -s "${found[0]}" ] || { echo "peers.sh: run $run left no results in $out/run$run" >&2; exit 1; }
+    results+=("${found[0]}")
 done
 {
     echo "hello-server $("$server" --version 2>/dev/null | head -n1), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"

@@ -17,7 +17,7 @@ SCENARIOS = {
     "S1": "S1 connect per request, c=8",
     "S2": "S2 lockstep, c=50",
     "S3": "S3 pipelined x16, c=50",
-    "S4": "S4 10k idle + S2 load",
+    "S4": "S4 {held} idle + S2 load",
 }
 NAMES = {
     "hello": "hello-server",
@@ -61,6 +61,7 @@ def summarise(records):
         "errors": errors,
         "rss": statistics.median(rss) if rss else None,
         "runs": len(records),
+        "held": max((r.get("held") or 0) for r in records),
     }
 
 
@@ -75,6 +76,8 @@ def main(paths):
     print(header)
     print("|---|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(peers))
     for scenario, title in SCENARIOS.items():
+        held = max((cell["held"] for key, cell in cells.items() if key[2] == scenario), default=0)
+        title = title.format(held=f"{held:,}")
         for transport in transports:
             for server in servers:
                 cell = cells.get((server, transport, scenario))

@@ -54,6 +54,7 @@ class PeersReport(unittest.TestCase):
         text = self.report([[s4]])
         # (9000 - 1000) KiB * 1024 / 10,000 connections
         self.assertEqual(self.row(text, "S4", "tcp", "hello-server")[8], "819")
+        self.assertIn("| S4 10,000 idle + S2 load |", text)
 
     def test_errors_are_summed(self):
         text = self.report([[cell("hello", "unix", "S1", 10, errors=2)], [cell("hello", "unix", "S1", 10, errors=3)]])
