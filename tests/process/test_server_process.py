@@ -573,6 +573,51 @@ class Concurrency(unittest.TestCase):
                          server.stderr.text())
 
 
+class ThreadsDealConnections(unittest.TestCase):
+    """--threads N: consecutive connections go to different event loops, and each loop's thread
+    serves its own connections and no others. Seen from outside through each thread's voluntary
+    context switches: a thread serving a lockstep client blocks in epoll_wait about once per
+    request, and a thread with no busy connection stays blocked. (With one io_context run by
+    every thread, any thread would serve any request, and the switches would be spread.)"""
+
+    @staticmethod
+    def switches(pid):
+        counts = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        counts[tid] = int(line.split()[1])
+        return counts
+
+    def check(self, threads, loads):
+        with Server("--listen", "unix:" + socket_path(self), "--threads", str(threads)) as server:
+            conns = [connect(server.endpoints[0]) for _ in range(threads)]  # accepted one after another
+            try:
+                before = self.switches(server.proc.pid)
+                self.assertEqual(len(before), threads)
+                for conn, load in zip(conns, loads):  # one connection at a time
+                    for _ in range(load):
+                        conn.sendall(b"hello server")
+                        self.assertEqual(recv_exactly(conn, len(RAW_REPLY)), RAW_REPLY)
+                after = self.switches(server.proc.pid)
+            finally:
+                for conn in conns:
+                    conn.close()
+        got = sorted(after[tid] - before[tid] for tid in before)
+        want = sorted(loads)
+        # Each thread's switches follow its one connection's load: the busiest thread switched
+        # at least half as often as its requests, and more than twice as often as the next.
+        self.assertGreaterEqual(got[-1], want[-1] // 2, f"switches per thread {got}, loads {want}")
+        self.assertGreater(got[-1], 2 * got[-2], f"switches per thread {got}, loads {want}")
+
+    def test_two_threads(self):
+        self.check(2, [6000, 1500])
+
+    def test_three_threads(self):
+        self.check(3, [6000, 1500, 0])
+
+
 class ResourceExhaustion(unittest.TestCase):
     LIMIT = 32  # descriptors the server may hold
 
