@@ -575,10 +575,11 @@ class Concurrency(unittest.TestCase):
 
 class ThreadsDealConnections(unittest.TestCase):
     """--threads N: consecutive connections go to different event loops, and each loop's thread
-    serves its own connections and no others. Seen from outside through each thread's voluntary
-    context switches: a thread serving a lockstep client blocks in epoll_wait about once per
-    request, and a thread with no busy connection stays blocked. (With one io_context run by
-    every thread, any thread would serve any request, and the switches would be spread.)"""
+    serves its own connections and no others. Seen from outside through each thread's context
+    switches: a thread serving a lockstep client leaves the CPU over and over (blocking in
+    epoll_wait, or preempted on a busy machine), and a thread with no busy connection stays
+    blocked. (With one io_context run by every thread, any thread would serve any request, and
+    the switches would be spread evenly.)"""
 
     @staticmethod
     def switches(pid):
@@ -586,8 +587,8 @@ class ThreadsDealConnections(unittest.TestCase):
         for tid in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as f:
                 for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
-                        counts[tid] = int(line.split()[1])
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        counts[tid] = counts.get(tid, 0) + int(line.split()[1])
         return counts
 
     def check(self, threads, loads):
@@ -606,16 +607,18 @@ class ThreadsDealConnections(unittest.TestCase):
                     conn.close()
         got = sorted(after[tid] - before[tid] for tid in before)
         want = sorted(loads)
-        # Each thread's switches follow its one connection's load: the busiest thread switched
-        # at least half as often as its requests, and more than twice as often as the next.
-        self.assertGreaterEqual(got[-1], want[-1] // 2, f"switches per thread {got}, loads {want}")
+        # Each thread's switches follow its one connection's load (8 to 1 here), however many
+        # there are per request on this machine: the busiest thread switched more than twice as
+        # often as the next. How many per request depends on the machine's load (in a parallel
+        # test run, a few hundred for 8,000 requests), so the floor only shows the count moved.
+        self.assertGreaterEqual(got[-1], 50, f"switches per thread {got}, loads {want}")
         self.assertGreater(got[-1], 2 * got[-2], f"switches per thread {got}, loads {want}")
 
     def test_two_threads(self):
-        self.check(2, [6000, 1500])
+        self.check(2, [8000, 1000])
 
     def test_three_threads(self):
-        self.check(3, [6000, 1500, 0])
+        self.check(3, [8000, 1000, 0])
 
 
 class ResourceExhaustion(unittest.TestCase):
