@@ -17,37 +17,16 @@
 # shellcheck disable=SC2016  # dpkg-query formats and scripts run in the container
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-started=$SECONDS
-export DEBIAN_FRONTEND=noninteractive
-trap '[ "$BASH_SUBSHELL" != 0 ] || echo "deb stage: failed: $BASH_COMMAND (line $LINENO ${BASH_LINENO[*]})" >&2' ERR
-[ "$(id -u)" = 0 ] || { echo "deb stage: needs root (build dependencies, mounts, systemd-nspawn)" >&2; exit 1; }
-
 stage=deb
 # shellcheck source=.ci/nspawn.sh
 source .ci/nspawn.sh
 out=$PWD/build-deb-ci
-passed=0
-failed=0
 step_started=$SECONDS
-say() { echo "== [$((SECONDS - started)) s] $*"; }
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 timings=()
 step_done() { timings+=("$(printf '%-44s %4d s' "$1" $((SECONDS - step_started)))"); step_started=$SECONDS; }
 
 # --- host packages ---------------------------------------------------------------------------
-host_packages=(debootstrap systemd-container dpkg-dev lintian)
-missing=()
-for package in "${host_packages[@]}"; do
-    dpkg-query -W -f '${db:Status-Abbrev}' "$package" 2>/dev/null | grep -q '^ii' || missing+=("$package")
-done
-if [ ${#missing[@]} = 0 ]; then
-    say "host packages: present"
-else
-    say "host packages: installing ${missing[*]}"
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+host_packages debootstrap systemd-container dpkg-dev lintian
 step_done "host packages"
 
 # --- build: the build dependencies from config/debian/control, then the package ---------------

@@ -1,14 +1,42 @@
-# Sourced by the CI stages that boot Debian 12 (systemd as PID 1) in systemd-nspawn.
-# The caller sets `stage` (its name, for messages), `started` (its $SECONDS at start) and defines
-# say(), pass() and fail(); then calls, in this order:
+# Sourced by the CI stages that boot Debian 12 (systemd as PID 1) in systemd-nspawn, after
+# `set -Eeuo pipefail` and with `stage` set to the stage's name (for messages). It gives the
+# stage its frame: the start time, an ERR trap naming the failed step, the root check, say(),
+# pass() and fail() with their counters; then the stage calls, in this order:
+#   host_packages PACKAGE...     install on the host those that are missing
 #   nspawn_base_tree PACKAGE...  debootstrap the cached base tree once, add what it lacks
 #   nspawn_overlay PREFIX        this run's root: an overlay on the base tree, in $root
 #   nspawn_boot                  boot it; pass or fail "systemd booted", exit when it did not
 #   ct COMMAND...                run a command in the container
 # The EXIT trap stops the container and removes the run's tree.
 # shellcheck shell=bash
-# shellcheck disable=SC2154  # stage and started: the caller's
+# shellcheck disable=SC2154  # stage: the caller's
 # shellcheck disable=SC2015  # "A && B || break": B never fails
+
+started=$SECONDS
+export DEBIAN_FRONTEND=noninteractive
+# where a step that is not a check failed (not for the command substitutions inside checks)
+trap '[ "$BASH_SUBSHELL" != 0 ] || echo "$stage stage: failed: $BASH_COMMAND (line $LINENO ${BASH_LINENO[*]})" >&2' ERR
+[ "$(id -u)" = 0 ] || { echo "$stage stage: needs root (apt-get, debootstrap, mounts, systemd-nspawn)" >&2; exit 1; }
+passed=0
+failed=0
+say() { echo "== [$((SECONDS - started)) s] $*"; }
+pass() { passed=$((passed + 1)); echo "PASS: $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# host_packages PACKAGE...: the host has these installed
+host_packages() {
+    local package missing=()
+    for package in "$@"; do
+        dpkg-query -W -f '${db:Status-Abbrev}' "$package" 2>/dev/null | grep -q '^ii' || missing+=("$package")
+    done
+    if [ ${#missing[@]} = 0 ]; then
+        say "host packages: present"
+    else
+        say "host packages: installing ${missing[*]}"
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
 
 cache=${HELLO_SYSTEMD_CACHE:-/var/tmp/hello-systemd}
 base=$cache/bookworm          # reused while present, extended when a stage needs more packages

@@ -13,40 +13,17 @@
 # shellcheck disable=SC2015  # "A && pass ... || fail ...": pass never fails
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-started=$SECONDS
-export DEBIAN_FRONTEND=noninteractive
-# where a step that is not a check failed (not for the command substitutions inside checks)
-trap '[ "$BASH_SUBSHELL" != 0 ] || echo "systemd stage: failed: $BASH_COMMAND (line $LINENO ${BASH_LINENO[*]})" >&2' ERR
-[ "$(id -u)" = 0 ] || { echo "systemd stage: needs root (debootstrap, mounts, systemd-nspawn)" >&2; exit 1; }
-
 stage=systemd
 # shellcheck source=.ci/nspawn.sh
 source .ci/nspawn.sh
 unit=hello-server.service
-passed=0
-failed=0
-say() { echo "== [$((SECONDS - started)) s] $*"; }
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
 # --- host packages ---------------------------------------------------------------------------
-host_packages=(debootstrap systemd-container)
-build_packages=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-program-options1.81-dev
-                libspdlog-dev libsystemd-dev)
+wanted=(debootstrap systemd-container)
 build=${1:-}
-wanted=("${host_packages[@]}")
-[ -n "$build" ] || wanted+=("${build_packages[@]}")
-missing=()
-for package in "${wanted[@]}"; do
-    dpkg-query -W -f '${db:Status-Abbrev}' "$package" 2>/dev/null | grep -q '^ii' || missing+=("$package")
-done
-if [ ${#missing[@]} = 0 ]; then
-    say "host packages: present"
-else
-    say "host packages: installing ${missing[*]}"
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+[ -n "$build" ] || wanted+=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-program-options1.81-dev
+                             libspdlog-dev libsystemd-dev)
+host_packages "${wanted[@]}"
 
 # --- the build -------------------------------------------------------------------------------
 if [ -z "$build" ]; then
