@@ -27,30 +27,33 @@ bool unfinished_too_long(std::size_t length, char last, std::size_t limit) noexc
 
 }  // namespace
 
-framed line_framer::consume(std::string_view bytes) {
+framed line_framer::consume(std::string_view bytes) noexcept {
     framed out;
     if (bytes.empty()) return out;
-    if (!partial_.empty()) {
-        // Only the new bytes are searched: the kept ones are known to hold no newline.
+    if (unfinished_ > 0) {
+        // Only the new bytes are searched: the unfinished line is known to hold no newline.
         const auto newline = bytes.find('\n');
         if (newline == std::string_view::npos) {
-            if (unfinished_too_long(partial_.size() + bytes.size(), bytes.back(), limit_)) return {0, true};
-            partial_.append(bytes);
+            if (unfinished_too_long(unfinished_ + bytes.size(), bytes.back(), limit_)) return {0, true};
+            unfinished_ += bytes.size();
+            last_ = bytes.back();
             return out;
         }
-        const char last = newline > 0 ? bytes[newline - 1] : partial_.back();
-        const auto length = partial_.size() + newline - (last == '\r' ? 1 : 0);
+        const char last = newline > 0 ? bytes[newline - 1] : last_;
+        const auto length = unfinished_ + newline - (last == '\r' ? 1 : 0);
         if (length > limit_) return {0, true};
         out.replies = 1;
-        partial_.clear();
+        unfinished_ = 0;
         bytes.remove_prefix(newline + 1);
     }
     const auto scan = scan_lines(bytes, limit_);
     out.replies += scan.complete;
     out.refuse = scan.too_long;
-    if (!out.refuse) partial_.assign(bytes.substr(scan.consumed));
-    // A long line's buffer is given back once the line is done: idle connections keep none.
-    if (partial_.empty() && partial_.capacity() > 4096) std::string().swap(partial_);
+    if (!out.refuse) {
+        const auto rest = bytes.substr(scan.consumed);
+        unfinished_ = rest.size();
+        if (!rest.empty()) last_ = rest.back();
+    }
     return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include <hello/framing.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -24,16 +25,18 @@ struct session_settings {
 // One connection, from accept to close: reads requests, answers each with `hello client`.
 //
 // Two questions, answered once each. How to frame: a framer (raw_framer, line_framer) turns
-// the bytes of each read into replies owed. How to read: raw framing reads blind into the
-// thread's buffer, a speculative read that costs no epoll_ctl; line framing waits for
-// readability, then reads into that buffer. Either way an idle connection holds no read
-// buffer. Reading blind needs the session's executor to be run by one thread (see server.cpp).
+// the bytes of each read into replies owed. Where to read: raw framing reads blind into the
+// thread's buffer, since its replies do not depend on the bytes. Line framing must look at
+// what it reads, so its reads need a buffer of their own: a line connection waits for
+// readability until its first request, then reads into a small inbox of its own. Either way
+// reads are speculative (async_read_some): one costs no epoll_ctl, where async_wait costs one
+// per wait. Reading blind needs the session's executor to be run by one thread (server.cpp).
 //
 // The steps are plain completion handlers rather than a coroutine: an idle connection then
 // holds one pending operation and nothing else, where a coroutine would keep its frames (about
 // 1.8 KiB a connection with Asio's co_spawn, measured). Each step is one member function:
 //
-//   await_request -> on_readable -> send_replies -> on_sent -> ... -> await_request
+//   await_request -> on_read (or on_readable) -> received -> send_replies -> on_sent -> ...
 //
 // drain(), close() and tick() must run on the session's executor.
 class session : public std::enable_shared_from_this<session> {
@@ -65,8 +68,10 @@ private:
     enum class read_result { data, closed, look_again };
 
     void await_request();
-    void on_readable(const error_code& ec, std::size_t read_blind);
-    void answer(std::string_view bytes);
+    void on_readable(const error_code& ec);
+    void on_read(const error_code& ec, std::size_t n);
+    void received(const error_code& ec, std::size_t n, const char* at);
+    void take(std::string_view bytes);
     void send_replies();
     void on_sent(const error_code& ec);
     void finish();
@@ -83,7 +88,11 @@ private:
     std::uint64_t id_;
     std::uint64_t requests_ = 0;
     session_settings settings_;
-    line_framer framer_;            // line framing: the unfinished line
+    line_framer framer_;  // line framing: the unfinished line
+    // A line connection's reads, once it has sent a request. Enough for 19 pipelined
+    // `hello server\n`; more is taken from the thread's buffer at once.
+    using inbox = std::array<char, 256>;
+    std::unique_ptr<inbox> inbox_;
     std::size_t replies_owed_ = 0;  // not written yet
     // What the connection waits for, and how much it has done: all a tick needs, kept without
     // a timer or a clock reading per request.

@@ -9,7 +9,7 @@
 //  - a refusal comes exactly at the chunk where the bytes so far make it certain (a complete
 //    request over the limit, or an unfinished one that can no longer fit), never earlier,
 //    never later, and the framer is not fed again (the session closes): refusal is final;
-//  - until then buffered() is the unfinished request's length, never more than the limit
+//  - until then unfinished() is the unfinished request's length, never more than the limit
 //    plus one (its possible `\r`) plus the last chunk;
 //  - the whole input as one read gives the same total, and scan_lines() agrees on it.
 
@@ -121,10 +121,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             refused = true;
             break;  // the connection closes: nothing more is read
         }
-        FUZZ_CHECK(framer.buffered() == ref.line, "read %zu: buffered() %zu, unfinished request %zu (limit %zu)", i,
-                   framer.buffered(), ref.line, limit);
-        FUZZ_CHECK(framer.buffered() <= limit + 1 + chunk.size(),
-                   "read %zu: buffered() %zu over limit %zu + 1 + read %zu", i, framer.buffered(), limit, chunk.size());
+        FUZZ_CHECK(framer.unfinished() == ref.line, "read %zu: unfinished() %zu, unfinished request %zu (limit %zu)", i,
+                   framer.unfinished(), ref.line, limit);
+        FUZZ_CHECK(framer.unfinished() <= limit + 1 + chunk.size(),
+                   "read %zu: unfinished() %zu over limit %zu + 1 + read %zu", i, framer.unfinished(), limit,
+                   chunk.size());
         if (offset >= input.size()) break;
     }
     // However the bytes were split, the same requests are answered and the same refusal made.

@@ -74,6 +74,39 @@ TEST_F(SessionTest, PipelinedLinesGetOneReplyEachInOrder) {
     }());
 }
 
+// After its first request a line connection reads into a small inbox of its own, and takes
+// whatever did not fit from the thread's buffer: batches on either side of that size.
+TEST_F(SessionTest, BatchesOfAnySizeAfterTheFirstRequestAreAllAnswered) {
+    start(framing::line);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("first\n")), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(13), "hello client\n");
+        for (const std::size_t lines : {1U, 19U, 20U, 21U, 64U, 1000U}) {
+            std::string batch;
+            for (std::size_t i = 0; i < lines; ++i) batch += i % 2 == 0 ? "hello server\n" : "hello server\r\n";
+            co_await asio::async_write(peer_, asio::buffer(batch), use_awaitable);
+            std::string expected;
+            for (std::size_t i = 0; i < lines; ++i) expected += "hello client\n";
+            EXPECT_EQ(co_await read_exactly(expected.size()), expected) << lines << " lines";
+        }
+    }());
+    EXPECT_EQ(state_->answered.load(), 1U + 1U + 19U + 20U + 21U + 64U + 1000U);
+}
+
+// A request over the limit that starts in the inbox and ends in what did not fit.
+TEST_F(SessionTest, LineOverTheLimitAcrossTheInboxIsRefused) {
+    start(framing::line, 300);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("first\n")), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(13), "hello client\n");
+        const std::string batch = std::string(200, 'a') + "\n" + std::string(400, 'b') + "\n";
+        co_await asio::async_write(peer_, asio::buffer(batch), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(13 + 24), "hello client\nerror: request too long\n");
+        EXPECT_TRUE(co_await peer_sees_eof());
+    }());
+    EXPECT_EQ(state_->answered.load(), 2U);
+}
+
 TEST_F(SessionTest, OversizedLineIsRefusedAfterTheRepliesBeforeIt) {
     start(framing::line, 4);
     test::run_coro(ctx_, [&]() -> awaitable<void> {

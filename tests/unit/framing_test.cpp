@@ -98,18 +98,18 @@ TEST(RawFramer, EveryNonEmptyChunkIsOneRequest) {
 TEST(LineFramer, PipelinedLinesInOneChunk) {
     line_framer f(10);
     EXPECT_EQ(f.consume("a\nb\r\nc\n"), (framed{3, false}));
-    EXPECT_EQ(f.buffered(), 0U);
+    EXPECT_EQ(f.unfinished(), 0U);
 }
 
 TEST(LineFramer, LineSplitAcrossChunksIsOneRequest) {
     line_framer f(10);
     EXPECT_EQ(f.consume("hel"), (framed{0, false}));
-    EXPECT_EQ(f.buffered(), 3U);
+    EXPECT_EQ(f.unfinished(), 3U);
     EXPECT_EQ(f.consume("lo"), (framed{0, false}));
     EXPECT_EQ(f.consume(" s\nnext"), (framed{1, false}));
-    EXPECT_EQ(f.buffered(), 4U);
+    EXPECT_EQ(f.unfinished(), 4U);
     EXPECT_EQ(f.consume("\n"), (framed{1, false}));
-    EXPECT_EQ(f.buffered(), 0U);
+    EXPECT_EQ(f.unfinished(), 0U);
 }
 
 TEST(LineFramer, NewlineAloneEndsTheKeptLine) {
@@ -146,13 +146,13 @@ TEST(LineFramer, RepliesBeforeARefusalAreOwed) {
     EXPECT_EQ(f.consume("\nb\ntoolong"), (framed{2, true}));
 }
 
-TEST(LineFramer, ALongLineIsKeptWholeUntilItsNewline) {
+TEST(LineFramer, ALongLineIsCountedUntilItsNewline) {
     line_framer f(1 << 20);
     const std::string piece(2048, 'x');
     for (int i = 0; i < 256; ++i) ASSERT_EQ(f.consume(piece), (framed{0, false}));
-    EXPECT_EQ(f.buffered(), 256U * 2048U);
+    EXPECT_EQ(f.unfinished(), 256U * 2048U);
     EXPECT_EQ(f.consume("\n"), (framed{1, false}));
-    EXPECT_EQ(f.buffered(), 0U);
+    EXPECT_EQ(f.unfinished(), 0U);
 }
 
 TEST(LineFramer, EveryWayOfSplittingGivesTheSameReplies) {
@@ -163,7 +163,7 @@ TEST(LineFramer, EveryWayOfSplittingGivesTheSameReplies) {
         const auto second = f.consume(std::string_view(input).substr(cut));
         EXPECT_EQ(first.replies + second.replies, 4U) << "cut at " << cut;
         EXPECT_FALSE(first.refuse || second.refuse) << "cut at " << cut;
-        EXPECT_EQ(f.buffered(), 4U) << "cut at " << cut;
+        EXPECT_EQ(f.unfinished(), 4U) << "cut at " << cut;
     }
 }
 

@@ -2,7 +2,6 @@
 
 #include <cstddef>
 #include <optional>
-#include <string>
 #include <string_view>
 
 namespace hello {
@@ -53,21 +52,22 @@ public:
     [[nodiscard]] static framed consume(std::string_view bytes) noexcept { return {bytes.empty() ? 0U : 1U, false}; }
 };
 
-// Line framing: keeps the unfinished line between reads, and looks at each byte once
-// however the line is split, so that a long line costs time in proportion to its length.
+// Line framing: remembers only how long the unfinished line is and how it ends, never its
+// bytes (a reply does not depend on them), and looks at each byte once however the line is
+// split: a long line costs time in proportion to its length and no memory at all.
 class line_framer {
 public:
     explicit line_framer(std::size_t max_request_bytes) noexcept : limit_(max_request_bytes) {}
 
-    // `bytes` need not outlive the call: what is kept is copied.
-    [[nodiscard]] framed consume(std::string_view bytes);
+    [[nodiscard]] framed consume(std::string_view bytes) noexcept;
 
-    // Bytes of the unfinished line held now (at most the limit plus one read).
-    [[nodiscard]] std::size_t buffered() const noexcept { return partial_.size(); }
+    // Length of the unfinished line seen so far (at most the limit plus one read).
+    [[nodiscard]] std::size_t unfinished() const noexcept { return unfinished_; }
 
 private:
     std::size_t limit_;
-    std::string partial_;  // the start of a request whose newline has not come yet
+    std::size_t unfinished_ = 0;
+    char last_ = 0;  // the unfinished line's last byte: a `\r` there may start a CRLF
 };
 
 }  // namespace hello
