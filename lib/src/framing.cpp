@@ -1,6 +1,6 @@
 #include <hello/framing.hpp>
 
-#include <algorithm>
+#include <cstdint>
 
 namespace hello {
 
@@ -25,6 +25,20 @@ std::size_t request_length(std::string_view line) noexcept {
 // valid; one byte more is allowed in case it is the `\r` of a CRLF.
 bool unfinished_too_long(std::size_t length, char last, std::size_t limit) noexcept {
     return length > limit && (length > limit + 1 || last != '\r');
+}
+
+// Counted in blocks small enough for a one-byte counter, which the compiler turns into 16
+// comparisons an instruction; std::count's 64-bit sum vectorises far less well.
+std::size_t count_newlines(std::string_view bytes) noexcept {
+    std::size_t total = 0;
+    while (!bytes.empty()) {
+        const auto block = bytes.substr(0, 255);
+        std::uint8_t in_block = 0;
+        for (const char c : block) in_block = static_cast<std::uint8_t>(in_block + (c == '\n' ? 1 : 0));
+        total += in_block;
+        bytes.remove_prefix(block.size());
+    }
+    return total;
 }
 
 }  // namespace
@@ -62,9 +76,9 @@ framed line_framer::consume(std::string_view bytes) noexcept {
 line_scan scan_lines(std::string_view buffered, std::size_t max_request_bytes) noexcept {
     line_scan scan;
     if (buffered.size() <= max_request_bytes) {
-        // No request in so few bytes can be over the limit: count newlines, a vectorised loop
-        // rather than a search per line.
-        scan.complete = static_cast<std::size_t>(std::count(buffered.begin(), buffered.end(), '\n'));
+        // No request in so few bytes can be over the limit: count newlines rather than search
+        // for each line.
+        scan.complete = count_newlines(buffered);
         if (scan.complete > 0) scan.consumed = buffered.rfind('\n') + 1;
         return scan;
     }

@@ -16,6 +16,7 @@
 
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 
 namespace hello::detail {
 namespace {
@@ -121,8 +122,8 @@ void session::start(connection_socket socket, std::shared_ptr<server_state> stat
     s->handle_ = state->add(s);
     if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("connection {} opened: {}", id, s->describe_peer());
     error_code ec;
-    // Reads of our own (after a wait, or to empty a full inbox) must never block.
-    if (!s->reads_blind()) s->socket_.non_blocking(true, ec);
+    // Reads and writes of our own (after a wait, to empty a full inbox, replies) must never block.
+    s->socket_.non_blocking(true, ec);
     if (ec) return s->finish();
     auto ex = s->executor();
     asio::dispatch(ex, [s = std::move(s)] { s->await_request(); });
@@ -204,25 +205,49 @@ void session::take(std::string_view bytes) {
         spdlog::warn("connection {}: request over {} bytes refused; closing", id_, settings_.max_request_bytes);
 }
 
-// Replies go out a batch at a time from read-only memory every session shares; then the
-// refusal, if one is owed, after which the connection closes; else the wait for the next request.
+// Replies go out a batch at a time from read-only memory every session shares, then the
+// refusal, if one is owed, after which the connection closes; then the wait for the next request.
+// A batch is written at once: the socket's buffer almost always takes it whole, and only what it
+// does not take waits for writability. That saves an operation and a trip through the handler
+// queue per reply; fairness does not suffer, since the next read's completion is queued anyway.
 void session::send_replies() {
-    std::string_view out;
+    for (auto out = next_output(); !out.empty(); out = next_output()) {
+        error_code ec;
+        auto n = socket_.write_some(asio::buffer(out), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            n = 0;
+        } else if (!written(ec)) {
+            return finish();
+        }
+        ++progress_;
+        if (n < out.size()) return write_rest(out.substr(n));
+    }
+    if (closing_) return finish();
+    // The next read goes to the back of the queue: by the time it runs, the peer has often
+    // answered, so the speculative read finds its request instead of nothing.
+    asio::post(socket_.get_executor(),
+               asio::bind_allocator(op_allocator<void>(), [self = shared_from_this()] { self->await_request(); }));
+}
+
+std::string_view session::next_output() {
     if (replies_owed_ > 0) {
         const auto batch = reply_batch(settings_.framing);
         const auto now = std::min(replies_owed_, batch_capacity);
         replies_owed_ -= now;
-        out = batch.substr(0, now * (batch.size() / batch_capacity));
-    } else if (refuse_after_replies_) {
+        return batch.substr(0, now * (batch.size() / batch_capacity));
+    }
+    if (refuse_after_replies_) {
         refuse_after_replies_ = false;
         closing_ = true;
-        out = too_long_reply;
-    } else {
-        return await_request();
+        return too_long_reply;
     }
+    return {};
+}
+
+void session::write_rest(std::string_view rest) {
     phase_ = phase::writing;
     asio::async_write(
-        socket_, asio::buffer(out),
+        socket_, asio::buffer(rest),
         asio::bind_allocator(op_allocator<void>(),
                              [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_sent(ec); }));
 }
@@ -230,7 +255,7 @@ void session::send_replies() {
 void session::on_sent(const error_code& ec) {
     phase_ = phase::working;
     ++progress_;
-    if (!written(ec) || closing_) return finish();
+    if (!written(ec)) return finish();
     send_replies();
 }
 

@@ -36,7 +36,8 @@ struct session_settings {
 // holds one pending operation and nothing else, where a coroutine would keep its frames (about
 // 1.8 KiB a connection with Asio's co_spawn, measured). Each step is one member function:
 //
-//   await_request -> on_read (or on_readable) -> received -> send_replies -> on_sent -> ...
+//   await_request -> on_read (or on_readable) -> received -> send_replies -> await_request
+//   (send_replies -> write_rest -> on_sent -> send_replies when the socket's buffer is full)
 //
 // drain(), close() and tick() must run on the session's executor.
 class session : public std::enable_shared_from_this<session> {
@@ -73,6 +74,8 @@ private:
     void received(const error_code& ec, std::size_t n, const char* at);
     void take(std::string_view bytes);
     void send_replies();
+    [[nodiscard]] std::string_view next_output();
+    void write_rest(std::string_view rest);
     void on_sent(const error_code& ec);
     void finish();
 

@@ -28,10 +28,11 @@ namespace local = asio::local;
 class SessionTest : public ::testing::Test {
 protected:
     // Starts a session on one end of a fresh pair; the test talks on the other end, `peer_`.
-    void start(framing f, std::size_t max_request_bytes = 4096) {
+    void start(framing f, std::size_t max_request_bytes = 4096, int send_buffer = 0) {
         state_ = std::make_shared<server_state>(ctx_.get_executor());
         local::stream_protocol::socket server_end(ctx_);
         local::connect_pair(peer_, server_end);
+        if (send_buffer > 0) server_end.set_option(asio::socket_base::send_buffer_size(send_buffer));
         connection_socket adopted(ctx_, protocol(AF_UNIX, 0), server_end.release());
         session::start(std::move(adopted), state_, 1, {f, max_request_bytes});
     }
@@ -91,6 +92,22 @@ TEST_F(SessionTest, BatchesOfAnySizeAfterTheFirstRequestAreAllAnswered) {
         }
     }());
     EXPECT_EQ(state_->answered.load(), 1U + 1U + 19U + 20U + 21U + 64U + 1000U);
+}
+
+// Replies are written at once; what a full socket buffer does not take waits for the peer.
+TEST_F(SessionTest, RepliesBeyondAFullSocketBufferWaitForThePeer) {
+    start(framing::line, 4096, 4096);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        std::string batch;
+        for (int i = 0; i < 3000; ++i) batch += "hello server\n";
+        co_await asio::async_write(peer_, asio::buffer(batch), use_awaitable);
+        std::string expected;
+        for (int i = 0; i < 3000; ++i) expected += "hello client\n";
+        EXPECT_EQ(co_await read_exactly(expected.size()), expected);
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("again\n")), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(13), "hello client\n");
+    }());
+    EXPECT_EQ(state_->answered.load(), 3001U);
 }
 
 // A request over the limit that starts in the inbox and ends in what did not fit.
