@@ -131,7 +131,8 @@ void session::start(connection_socket socket, std::shared_ptr<server_state> stat
 
 // Idle: one pending read or wait, holding the session and nothing else.
 void session::await_request() {
-    if (!request_may_follow()) return finish();
+    // Closed while this step was queued (the stop's deadline), or stopping with nothing sent.
+    if (!socket_.is_open() || !request_may_follow()) return finish();
     phase_ = phase::awaiting_request;
     if (reads_blind() || inbox_) {
         const auto into = reads_blind() ? asio::buffer(thread_buffer()) : asio::buffer(*inbox_);
