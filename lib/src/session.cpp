@@ -34,9 +34,9 @@ std::array<char, 64 * 1024>& thread_buffer() {
 // Asio recycles a finished operation's memory for the thread's next one whatever its size, so
 // the read an idle connection waits in would sit in a block sized for a write (296 bytes where
 // it needs 144). A session's reads and writes get blocks of their own size instead, from a
-// small cache per thread and size: as fast as Asio's cache, and unlike malloc per operation
-// (30 % more instructions per request), or Asio's cache for writes alone (whose two blocks a
-// burst of 50 replies finishing at once overruns).
+// small cache per thread and size. It costs about 140 instructions per request more than Asio's
+// cache (callgrind, lockstep), where malloc per operation cost 440, and Asio's cache for the
+// writes alone missed on most writes (its two blocks cannot hold a burst of 50 replies).
 template <std::size_t Size>
 class block_cache {
 public:
@@ -210,7 +210,7 @@ void session::take(std::string_view bytes) {
 // refusal, if one is owed, after which the connection closes; then the wait for the next request.
 // A batch is written at once: the socket's buffer almost always takes it whole, and only what it
 // does not take waits for writability. That saves an operation and a trip through the handler
-// queue per reply; fairness does not suffer, since the next read's completion is queued anyway.
+// queue per reply.
 void session::send_replies() {
     for (auto out = next_output(); !out.empty(); out = next_output()) {
         error_code ec;
@@ -224,8 +224,9 @@ void session::send_replies() {
         if (n < out.size()) return write_rest(out.substr(n));
     }
     if (closing_) return finish();
-    // The next read goes to the back of the queue: by the time it runs, the peer has often
-    // answered, so the speculative read finds its request instead of nothing.
+    // The next read goes to the back of the queue, which keeps the loop fair to other
+    // connections, and by the time it runs the peer has often answered, so the speculative read
+    // finds its request instead of nothing.
     asio::post(socket_.get_executor(),
                asio::bind_allocator(op_allocator<void>(), [self = shared_from_this()] { self->await_request(); }));
 }
