@@ -40,7 +40,7 @@ struct session_settings {
 //   (send_replies -> write_rest -> on_sent -> send_replies when the socket's buffer is full)
 //
 // drain(), close() and tick() must run on the session's executor.
-class session : public std::enable_shared_from_this<session> {
+class session : public std::enable_shared_from_this<session>, public registry_hook {
 public:
     session(connection_socket socket, std::shared_ptr<server_state> state, std::uint64_t id, session_settings settings);
     ~session();
@@ -76,37 +76,37 @@ private:
     void send_replies();
     [[nodiscard]] std::string_view next_output();
     void write_rest(std::string_view rest);
-    void on_sent(const error_code& ec);
+    void on_sent(const error_code& ec, std::size_t written);
     void finish();
 
     [[nodiscard]] bool request_may_follow();
-    [[nodiscard]] bool reads_blind() const { return settings_.framing == framing::raw; }
+    [[nodiscard]] bool reads_blind() const { return framing_ == framing::raw; }
     [[nodiscard]] read_result classify(const error_code& ec, std::size_t n);
     bool written(const error_code& ec);
     [[nodiscard]] std::string describe_peer();
 
     connection_socket socket_;
     std::shared_ptr<server_state> state_;
-    server_state::handle handle_{};
     std::uint64_t id_;
     std::uint64_t requests_ = 0;
-    session_settings settings_;
     line_framer framer_;  // line framing: the unfinished line
     // A line connection's reads, once it has sent a request. Enough for 19 pipelined
     // `hello server\n`; more is taken from the thread's buffer at once.
     using inbox = std::array<char, 256>;
     std::unique_ptr<inbox> inbox_;
-    std::size_t replies_owed_ = 0;  // not written yet
-    // What the connection waits for, and how much it has done: all a tick needs, kept without
-    // a timer or a clock reading per request.
+    // Not written yet: at most one per byte of a read and of the read that empties a full
+    // inbox (under 66,000), since every reply is written before the next read.
+    std::uint32_t replies_owed_ = 0;
+    // What the connection waits for, and whether it has done anything since the last tick: all
+    // a tick needs, kept without a timer or a clock reading per request.
+    std::uint32_t stalled_ticks_ = 0;  // a day at the shortest tick (250 ms) is 345,600
     enum class phase : std::uint8_t { working, awaiting_request, writing };
     phase phase_ = phase::working;
+    bool progressed_ = false;  // a read or a write since the last tick
     bool draining_ = false;
     bool refuse_after_replies_ = false;
     bool closing_ = false;  // the refusal is on its way: the connection ends after it
-    std::uint16_t stalled_ticks_ = 0;
-    std::uint32_t progress_ = 0;  // reads and writes done; wraps, only compared for change
-    std::uint32_t progress_at_tick_ = 0;
+    hello::framing framing_;
 };
 
 }  // namespace hello::detail

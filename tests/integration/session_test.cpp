@@ -9,11 +9,14 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 
 #include <sys/socket.h>
@@ -161,6 +164,32 @@ TEST_F(SessionTest, DrainStillAnswersARequestAlreadySent) {
         for (auto& s : state_->open_sessions()) s->drain();
         EXPECT_EQ(co_await read_exactly(12), "hello client");
         EXPECT_TRUE(co_await peer_sees_eof());
+    }());
+}
+
+// The server ticks a few times per shortest timeout, so the longest one may take many ticks:
+// with a 1 s write timeout it ticks every 250 ms, and a day of idleness is 345,600 of them.
+TEST_F(SessionTest, IdleTimeoutOfADayIsKeptAtTheShortestTick) {
+    using namespace std::chrono_literals;
+    start(framing::raw);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        co_await asio::async_write(peer_, asio::buffer(std::string_view("hello server")), use_awaitable);
+        EXPECT_EQ(co_await read_exactly(12), "hello client");
+        co_await asio::post(ctx_.get_executor(), use_awaitable);  // the session is waiting again
+        const auto sessions = state_->open_sessions();
+        EXPECT_EQ(sessions.size(), 1U);
+        const auto period = 250ms;
+        const auto idle = std::chrono::milliseconds(24h);
+        // The first tick sees the request's progress; idleness counts from the second.
+        const auto ticks = idle / period + 1;
+        for (auto& s : sessions)
+            for (std::int64_t i = 0; i < ticks - 1; ++i) s->tick(period, idle, 1s);
+        EXPECT_EQ(state_->timed_out.load(), 0U);
+        for (auto& s : sessions) s->tick(period, idle, 1s);
+        EXPECT_EQ(state_->timed_out.load(), 1U);
+        if (state_->timed_out.load() == 1U) {
+            EXPECT_TRUE(co_await peer_sees_eof());
+        }
     }());
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -10,7 +11,7 @@ namespace hello {
 //  raw:  every chunk the server reads is one request; the reply is `hello client` (the
 //        tutorial's contract, so its Python scripts work unchanged).
 //  line: every `\n`-terminated line is one request; the reply is `hello client\n`.
-enum class framing { raw, line };
+enum class framing : std::uint8_t { raw, line };
 
 inline constexpr std::string_view raw_reply = "hello client";
 inline constexpr std::string_view line_reply = "hello client\n";
@@ -61,6 +62,7 @@ public:
 
     [[nodiscard]] framed consume(std::string_view bytes) noexcept;
 
+    [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
     // Length of the unfinished line seen so far (at most the limit plus one read).
     [[nodiscard]] std::size_t unfinished() const noexcept { return unfinished_; }
 
