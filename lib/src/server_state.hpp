@@ -47,9 +47,7 @@ public:
 
 private:
     std::mutex mutex_;
-    boost::intrusive::list<session, boost::intrusive::base_hook<registry_hook>,
-                           boost::intrusive::constant_time_size<false>>
-        sessions_;
+    boost::intrusive::list<session, boost::intrusive::base_hook<registry_hook>> sessions_;
 };
 
 }  // namespace hello::detail
