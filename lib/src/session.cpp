@@ -144,7 +144,7 @@ void session::start(connection_socket socket, std::shared_ptr<server_state> stat
     error_code ec;
     // Reads and writes of our own (after a wait, to empty a full inbox, replies) must never block.
     s->socket_.non_blocking(true, ec);
-    if (ec) return s->finish();
+    if (ec) return s->close();
     auto ex = s->executor();
     asio::dispatch(ex, step<&session::await_request>{std::move(s)});
 }
@@ -152,11 +152,10 @@ void session::start(connection_socket socket, std::shared_ptr<server_state> stat
 // Idle: one pending read or wait, holding the session and nothing else.
 void session::await_request() {
     // Closed while this step was queued (the stop's deadline), or stopping with nothing sent.
-    if (!socket_.is_open() || !request_may_follow()) return finish();
+    if (!socket_.is_open() || !request_may_follow()) return close();
     phase_ = phase::awaiting_request;
     if (reads_blind() || inbox_) {
-        const auto into = reads_blind() ? asio::buffer(thread_buffer()) : asio::buffer(*inbox_);
-        socket_.async_read_some(into, step<&session::on_read>{shared_from_this()});
+        socket_.async_read_some(read_buffer(), step<&session::on_read>{shared_from_this()});
     } else {
         socket_.async_wait(asio::socket_base::wait_read, step<&session::on_readable>{shared_from_this()});
     }
@@ -179,7 +178,11 @@ void session::on_readable(const error_code& ec) {
 }
 
 void session::on_read(const error_code& ec, std::size_t n) {
-    received(ec, n, reads_blind() ? thread_buffer().data() : inbox_->data());
+    received(ec, n, static_cast<const char*>(read_buffer().data()));
+}
+
+asio::mutable_buffer session::read_buffer() {
+    return reads_blind() ? asio::buffer(thread_buffer()) : asio::buffer(*inbox_);
 }
 
 void session::received(const error_code& ec, std::size_t n, const char* at) {
@@ -189,7 +192,7 @@ void session::received(const error_code& ec, std::size_t n, const char* at) {
         case read_result::look_again:
             return await_request();
         case read_result::closed:
-            return finish();
+            return close();
         case read_result::data:
             break;
     }
@@ -206,7 +209,7 @@ void session::received(const error_code& ec, std::size_t n, const char* at) {
     } catch (const std::exception& e) {
         // Only the exceptional ends here (out of memory): it costs this connection alone.
         spdlog::error("connection {} failed: {}", id_, e.what());
-        finish();
+        close();
     }
 }
 
@@ -233,12 +236,12 @@ void session::send_replies() {
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
             n = 0;
         } else if (!written(ec)) {
-            return finish();
+            return close();
         }
         progressed_ = true;
         if (n < out.size()) return write_rest(out.substr(n));
     }
-    if (closing_) return finish();
+    if (closing_) return close();
     // The next read goes to the back of the queue, which keeps the loop fair to other
     // connections, and by the time it runs the peer has often answered, so the speculative read
     // finds its request instead of nothing.
@@ -268,14 +271,8 @@ void session::write_rest(std::string_view rest) {
 void session::on_sent(const error_code& ec, std::size_t /*written*/) {
     phase_ = phase::working;
     progressed_ = true;
-    if (!written(ec)) return finish();
+    if (!written(ec)) return close();
     send_replies();
-}
-
-// The descriptor is this session's alone, so close() alone ends the connection for the peer.
-void session::finish() {
-    error_code ec;
-    socket_.close(ec);
 }
 
 void session::drain() {
@@ -303,6 +300,8 @@ void session::tick(std::chrono::milliseconds period, std::chrono::milliseconds i
     close();
 }
 
+// The descriptor is this session's alone, so closing it ends the connection for the peer; the
+// step pending on it, if any, completes with operation_aborted and lets the session go.
 void session::close() {
     error_code ec;
     socket_.close(ec);

@@ -77,10 +77,11 @@ private:
     [[nodiscard]] std::string_view next_output();
     void write_rest(std::string_view rest);
     void on_sent(const error_code& ec, std::size_t written);
-    void finish();
 
     [[nodiscard]] bool request_may_follow();
     [[nodiscard]] bool reads_blind() const { return framing_ == framing::raw; }
+    // Where a speculative read goes: the thread's buffer (raw) or the inbox (line, after the first).
+    [[nodiscard]] asio::mutable_buffer read_buffer();
     [[nodiscard]] read_result classify(const error_code& ec, std::size_t n);
     bool written(const error_code& ec);
     [[nodiscard]] std::string describe_peer();
