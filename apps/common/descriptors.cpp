@@ -12,4 +12,10 @@ void raise_descriptor_limit() noexcept {
     }
 }
 
+unsigned long long descriptor_limit() noexcept {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return ~0ULL;
+    return limit.rlim_cur;
+}
+
 }  // namespace hello::app

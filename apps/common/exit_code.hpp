@@ -16,6 +16,7 @@ enum class exit_code : int {
     unavailable = 69,   // EX_UNAVAILABLE: endpoint in use, not a socket, permission denied
     software = 70,      // EX_SOFTWARE: an internal error that should never happen
     os_error = 71,      // EX_OSERR: the system refused a resource (descriptors, memory, threads)
+    io_error = 74,      // EX_IOERR: the output could not be written (a full disk)
     temp_failure = 75,  // EX_TEMPFAIL: the client timed out
     protocol = 76,      // EX_PROTOCOL: the client got an unexpected reply
     config = 78,        // EX_CONFIG: unreadable config, bad endpoint, path too long

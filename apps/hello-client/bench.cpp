@@ -4,8 +4,9 @@
 
 #include "descriptors.hpp"
 #include "exit_code.hpp"
-#include "option_error.hpp"
 #include "load.hpp"
+#include "option_error.hpp"
+#include "output.hpp"
 #include "parse.hpp"
 
 #include <hello/error.hpp>
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <new>
 #include <optional>
@@ -63,7 +65,7 @@ std::chrono::milliseconds seconds_option(const po::variables_map& vm, const char
     const auto value = parse_seconds(text);
     if (!value || (!zero_ok && value->count() == 0))
         usage_error("invalid value " + hello::in_quotes(text) + " for --" + name + ": expected seconds" +
-                    (zero_ok ? "" : " above 0"));
+                    (zero_ok ? "" : " above 0") + ", at most 86400");
     return *value;
 }
 
@@ -111,8 +113,9 @@ std::optional<invocation> parse(int argc, char* argv[]) {
                      "Loads hello-server and reports requests per second and latency percentiles.\n\n"
                   << d
                   << "\nExit codes: 0 every request answered, 64 usage, 69 cannot connect (or connections failed\n"
-                     "during the run), 71 out of system resources, 75 cannot connect in time (or replies timed\n"
-                     "out), 76 unexpected replies (or connections closed by the server)\n";
+                     "during the run), 71 out of system resources, 74 cannot write the results, 75 no connection\n"
+                     "or reply in time (or nothing answered in the measured time), 76 unexpected replies (or\n"
+                     "connections closed by the server)\n";
         return std::nullopt;
     }
     invocation inv;
@@ -163,6 +166,9 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     if (s.framing == framing::line && s.message.find('\n') != std::string::npos)
         usage_error("--message cannot contain a newline in line framing");
     if (s.framing == framing::raw && s.message.empty()) usage_error("--message cannot be empty in raw framing");
+    if (s.framing == framing::raw && s.message.size() > max_raw_request)
+        usage_error("--message over " + std::to_string(max_raw_request) +
+                    " bytes in raw framing: the server reads that much at once, so it would answer more than once");
     return inv;
 }
 
@@ -244,7 +250,7 @@ void print_table(const invocation& inv, const std::vector<result>& results) {
         std::printf("%s%s: errors: %s\n", first_line ? "\n" : "", r.endpoint.c_str(), kinds.c_str());
         first_line = false;
     }
-    std::fflush(stdout);
+    flush_output();
 }
 
 // Boost.JSON 1.81 writes every double in exponent form (5E0); numbers here are written in
@@ -345,7 +351,8 @@ void print_json(const invocation& inv, const std::vector<result>& results) {
     const json::object doc{{"scenario", std::move(scenario)}, {"results", std::move(rows)}};
     std::string text;
     write_json(text, doc);
-    std::cout << text << '\n' << std::flush;
+    std::cout << text << '\n';
+    flush_output();
 }
 
 // The live line on a terminal: rewritten in place every second, erased at the end.
@@ -371,7 +378,7 @@ public:
                             static_cast<long long>(seconds), grouped(p.requests).c_str(),
                             grouped(static_cast<std::uint64_t>(rate + 0.5)).c_str(), grouped(p.errors).c_str());
             }
-            std::fflush(stdout);
+            flush_output();
             shown_ = true;
         };
     }
@@ -379,7 +386,7 @@ public:
     void clear() {
         if (!shown_) return;
         std::printf("\r\033[K");
-        std::fflush(stdout);
+        flush_output();
         shown_ = false;
     }
 
@@ -390,32 +397,46 @@ private:
     std::chrono::steady_clock::duration last_elapsed_{};
 };
 
-// Failed requests make a failed run; the worst kind decides the code.
+// Failed requests make a failed run; the worst kind decides the code. A run in which nothing
+// was answered measured nothing, even without an error (every reply came after the end).
 exit_code exit_code_for(const std::vector<result>& results) {
     error_counts all;
-    for (const auto& r : results) all += r.errors;
+    bool nothing_answered = false;
+    for (const auto& r : results) {
+        all += r.errors;
+        nothing_answered = nothing_answered || r.requests == 0;
+    }
     if (all.unexpected_reply > 0 || all.closed > 0) return exit_code::protocol;
-    if (all.timeout > 0) return exit_code::temp_failure;
+    if (all.timeout > 0 || nothing_answered) return exit_code::temp_failure;
     if (all.connect > 0) return exit_code::unavailable;
     return exit_code::ok;
 }
 
 exit_code exit_code_for(const boost::system::error_code& ec) {
     if (ec == boost::asio::error::timed_out) return exit_code::temp_failure;
+    if (ec == hello::errc::unexpected_reply || ec == hello::errc::closed_early) return exit_code::protocol;
     if (is_shortage(ec)) return exit_code::os_error;
     return exit_code::unavailable;
 }
 
 int run(const invocation& inv) {
     raise_descriptor_limit();
-    // Every endpoint answers before any is measured: a typo fails at once, not after a run.
+    // A descriptor per connection, and a few for the process itself: found short now, not as
+    // connections failing in the middle of a run as if the server had refused them.
+    constexpr unsigned long long reserved = 16;
+    if (const auto limit = descriptor_limit(); inv.s.connections + reserved > limit)
+        throw startup_error(exit_code::os_error, "--connections " + std::to_string(inv.s.connections) +
+                                                     " needs as many descriptors, and this process may open " +
+                                                     std::to_string(limit) + " (ulimit -n)");
+    // Every endpoint answers a request before any is measured: a typo, a silent server or the
+    // other framing fails at once, not after a run.
     std::vector<boost::asio::generic::stream_protocol::endpoint> addresses;
-    for (const auto& target : inv.targets) addresses.push_back(probe(target, inv.s.timeout));
+    for (const auto& target : inv.targets) addresses.push_back(probe(target, inv.s));
 
     progress_line line(!inv.json && ::isatty(STDOUT_FILENO) == 1);
     std::vector<result> results;
     for (std::size_t i = 0; i < inv.targets.size(); ++i) {
-        const auto name = inv.targets[i].to_string();
+        const auto name = hello::printable(inv.targets[i].to_string());
         auto r = bench::run(inv.s, addresses[i], name, line.for_endpoint(name));
         line.clear();
         results.push_back(std::move(r));
@@ -424,6 +445,13 @@ int run(const invocation& inv) {
         print_json(inv, results);
     else
         print_table(inv, results);
+    if (const int err = output_error(); err != 0) {
+        std::fprintf(stderr, "%s: cannot write the results: %s\n", program, std::strerror(err));
+        return to_int(exit_code::io_error);
+    }
+    for (const auto& r : results)
+        if (r.requests == 0 && r.errors.total() == 0)  // errors are listed with the results
+            std::fprintf(stderr, "%s: %s: no request was answered in the measured time\n", program, r.endpoint.c_str());
     return to_int(exit_code_for(results));
 }
 

@@ -1,5 +1,9 @@
 #include "load.hpp"
 
+#include "parse.hpp"
+
+#include <hello/error.hpp>
+
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -21,6 +25,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 // Why not Asio's sockets here, as everywhere else in the project: Boost 1.81's reactor tries
@@ -106,6 +111,18 @@ int connect_result(int fd) {
     return err;
 }
 
+// Whether `fd` became ready for `events` before `give_up`; errno-style failures count as
+// ready, for the next system call on the socket to report.
+bool wait_for(int fd, short events, clock::time_point give_up) {
+    for (;;) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(give_up - clock::now()).count();
+        if (left <= 0) return false;
+        pollfd pfd{fd, events, 0};
+        const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(left, 1'000'000)));
+        if (ready != 0 && !(ready < 0 && errno == EINTR)) return true;
+    }
+}
+
 // A connected socket to `address` by `give_up`, or the error; a full UNIX backlog (EAGAIN) is
 // waited out, each wait counted in `retries`. For setting up, where blocking is fine.
 error_code connect_blocking(const protocol::endpoint& address, clock::time_point give_up, int& fd_out,
@@ -115,12 +132,7 @@ error_code connect_blocking(const protocol::endpoint& address, clock::time_point
         const int fd = open_socket(address, true);
         if (fd < 0) return errno_code(errno);
         int err = start_connect(fd, address);
-        if (err == EINPROGRESS) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(give_up - clock::now()).count();
-            pollfd pfd{fd, POLLOUT, 0};
-            const int ready = ::poll(&pfd, 1, static_cast<int>(std::max<std::int64_t>(left, 0)));
-            err = ready > 0 ? connect_result(fd) : ready == 0 ? ETIMEDOUT : errno;
-        }
+        if (err == EINPROGRESS) err = wait_for(fd, POLLOUT, give_up) ? connect_result(fd) : ETIMEDOUT;
         if (err == 0) {
             fd_out = fd;
             return {};
@@ -233,7 +245,7 @@ private:
 
     // Until the next thing the clock decides: the warm-up's end, the run's, a timeout scan, a retry.
     int wait_ms() const {
-        auto next = std::min(next_scan_, plan_.stop_at);
+        auto next = stopping_ ? next_scan_ : std::min(next_scan_, plan_.stop_at);
         if (!measuring_) next = std::min(next, plan_.measure_from);
         if (resting_ > 0) next = std::min(next, next_retry_);
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - clock::now()).count();
@@ -242,10 +254,8 @@ private:
 
     void housekeeping(clock::time_point now) {
         if (!measuring_ && !stopping_ && now >= plan_.measure_from) begin_measuring(plan_.measure_from);
-        if (now >= plan_.stop_at) {
-            stop(now);
-            return;
-        }
+        if (!stopping_ && now >= plan_.stop_at) stop(now);
+        if (active_ == 0) return;
         if (resting_ > 0 && now >= next_retry_) wake_resting(now);
         if (now >= next_scan_) {
             for (auto& c : connections_) {
@@ -277,11 +287,22 @@ private:
         measure_begin_ = at;
     }
 
+    // The measured time is over and no batch starts after it. The batches under way are still
+    // owed their replies: they are waited for, up to the timeout, so that every request sent
+    // ends answered or counted as an error (a server that stops answering is caught even when
+    // the timeout is longer than the run). Replies that come now are not measured.
     void stop(clock::time_point now) {
         stopping_ = true;
         measuring_ = false;
         measure_end_ = now;
-        active_ = 0;
+        for (auto& c : connections_) {
+            // Resting: its batch failed already, or its connect waits for a full backlog with
+            // nothing sent yet.
+            if (c.st != state::resting) continue;
+            --resting_;
+            c.st = state::idle;
+            finish(c);
+        }
     }
 
     // Requests for the next batch: `pipeline`, fewer at the end of a counted run, none once
@@ -317,6 +338,10 @@ private:
     void begin_connect(connection& c, clock::time_point now) {
         c.fd = open_socket(plan_.address, plan_.s.mode == mode::persistent);
         if (c.fd < 0) {
+            // Out of descriptors or memory here says nothing of the server: the run stops.
+            const auto ec = errno_code(errno);
+            if (hello::is_resource_exhaustion(ec))
+                throw setup_failure{ec, "cannot open a socket for the next connection: " + ec.message()};
             fail(c, error_kind::connect);
             return;
         }
@@ -449,6 +474,10 @@ private:
         c.started = never;
         if (c.st == state::resting) --resting_;
         c.st = state::idle;
+        if (stopping_) {
+            finish(c);
+            return;
+        }
         rest(c, clock::now() + std::chrono::milliseconds(1), false);
     }
 
@@ -463,7 +492,7 @@ private:
     void finish(connection& c) {
         close(c);
         c.st = state::idle;
-        if (--active_ == 0) measure_end_ = last_answer_;
+        if (--active_ == 0 && !stopping_) measure_end_ = last_answer_;
     }
 
     // Level-triggered: readable while replies are owed, writable only while a write waits.
@@ -573,7 +602,62 @@ cpu_times cpu_now() {
 }
 
 std::string describe(const hello::endpoint& ep, const error_code& ec) {
-    return ep.to_string() + ": " + ec.message();
+    return hello::printable(ep.to_string()) + ": " + ec.message();
+}
+
+// One request of the scenario's framing on a connected socket, and its reply, read until it
+// is whole or cannot become the expected one; `got` is what came. A probe: it sends what a
+// client sends, so even a server that reads once per connection (the tutorial's) is served a
+// request, never a connection closed before it sent one.
+error_code exchange_one(int fd, const scenario& s, clock::time_point give_up, std::string& got) {
+    std::string request = s.message;
+    if (s.framing == framing::line) request += '\n';
+    std::size_t sent = 0;
+    while (sent < request.size()) {
+        const auto r = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+        if (r >= 0) {
+            sent += static_cast<std::size_t>(r);
+        } else if (errno == EAGAIN) {
+            if (!wait_for(fd, POLLOUT, give_up)) return asio::error::timed_out;
+        } else if (errno != EINTR) {
+            return errno_code(errno);
+        }
+    }
+    const auto expected = reply_for(s.framing);
+    while (got.size() < expected.size()) {
+        char buffer[256];
+        const auto r = ::recv(fd, buffer, sizeof buffer, 0);
+        if (r > 0) {
+            got.append(buffer, static_cast<std::size_t>(r));
+            if (!expected.starts_with(got)) return hello::make_error_code(hello::errc::unexpected_reply);
+        } else if (r == 0) {
+            return hello::make_error_code(hello::errc::closed_early);
+        } else if (errno == EAGAIN) {
+            if (!wait_for(fd, POLLIN, give_up)) return asio::error::timed_out;
+        } else if (errno != EINTR) {
+            return errno_code(errno);
+        }
+    }
+    return {};
+}
+
+std::string probe_failure(const hello::endpoint& ep, const scenario& s, const error_code& ec, std::string_view got) {
+    constexpr std::size_t shown = 64;
+    const auto what_came =
+        got.empty() ? std::string()
+                    : " (got " + hello::in_quotes(got.substr(0, shown)) + (got.size() > shown ? "...)" : ")");
+    const auto where = hello::printable(ep.to_string());
+    if (ec == asio::error::timed_out) {
+        const auto other = s.framing == framing::raw ? "line" : "raw";
+        return where + ": no whole reply to a first request within " + hello::app::format_seconds(s.timeout) + " s" +
+               what_came + "; does the server use " + other + " framing?";
+    }
+    if (ec == hello::errc::unexpected_reply)
+        return where + ": a first request got " + hello::in_quotes(got.substr(0, shown)) +
+               (got.size() > shown ? "..." : "") + ", expected " + hello::in_quotes(reply_for(s.framing));
+    if (ec == hello::errc::closed_early)
+        return where + ": the server closed the connection before replying to a first request" + what_came;
+    return where + ": a first request failed: " + ec.message();
 }
 
 }  // namespace
@@ -609,17 +693,19 @@ std::vector<protocol::endpoint> addresses_of(const hello::endpoint& ep) {
     return out;
 }
 
-protocol::endpoint probe(const hello::endpoint& ep, std::chrono::milliseconds timeout) {
-    const auto give_up = clock::now() + timeout;
+protocol::endpoint probe(const hello::endpoint& ep, const scenario& s) {
+    const auto give_up = clock::now() + s.timeout;
     error_code last;
     for (const auto& address : addresses_of(ep)) {
         int fd = -1;
         std::uint64_t retries = 0;
         last = connect_blocking(address, give_up, fd, retries);
-        if (!last) {
-            ::close(fd);
-            return address;
-        }
+        if (last) continue;
+        std::string got;
+        const auto ec = exchange_one(fd, s, give_up, got);
+        ::close(fd);
+        if (ec) throw setup_failure{ec, probe_failure(ep, s, ec, got)};
+        return address;
     }
     throw setup_failure{last, "cannot connect to " + describe(ep, last)};
 }

@@ -85,13 +85,17 @@ using progress_callback = std::function<void(const progress&)>;
 // Throws setup_failure.
 std::vector<boost::asio::generic::stream_protocol::endpoint> addresses_of(const hello::endpoint& ep);
 
-// Connects once to the first address that answers, within the timeout (retrying while a UNIX
-// backlog is full), and returns it. Throws setup_failure.
-boost::asio::generic::stream_protocol::endpoint probe(const hello::endpoint& ep, std::chrono::milliseconds timeout);
+// Connects to the first address that answers and sends it one request of the scenario, all
+// within its timeout (retrying while a UNIX backlog is full); returns that address once the
+// reply is right. Throws setup_failure: a connect that fails, or a reply that is wrong
+// (hello::errc::unexpected_reply, closed_early) or does not come (timed_out).
+boost::asio::generic::stream_protocol::endpoint probe(const hello::endpoint& ep, const scenario& s);
 
 // Runs the scenario against `address` (as probe() returned it; `name` is how results call it).
-// `on_progress`, if set, is called from this thread about once a second. Throws setup_failure
-// when the persistent connections cannot all be opened.
+// With a duration, the batches under way when it ends are waited for (up to the timeout) and
+// their failures counted, but not their answers. `on_progress`, if set, is called from this
+// thread about once a second. Throws setup_failure when the persistent connections cannot all
+// be opened, or this process runs out of descriptors or memory for a connection.
 result run(const scenario& s, const boost::asio::generic::stream_protocol::endpoint& address, std::string name,
            const progress_callback& on_progress);
 

@@ -2,6 +2,7 @@
 #include "bench.hpp"
 #include "exit_code.hpp"
 #include "option_error.hpp"
+#include "output.hpp"
 #include "parse.hpp"
 
 #include <hello/client.hpp>
@@ -17,6 +18,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <new>
 #include <optional>
@@ -66,8 +68,8 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     if (vm.count("help")) {
         std::cout << "Usage: hello-client [OPTIONS]\nSends requests to hello-server and prints the replies.\n\n"
                   << d
-                  << "\nExit codes: 0 ok, 64 usage, 69 cannot connect, 71 out of system resources, 75 timeout,\n"
-                     "76 unexpected reply\n"
+                  << "\nExit codes: 0 ok, 64 usage, 69 cannot connect, 71 out of system resources, 74 cannot\n"
+                     "write the replies, 75 timeout, 76 unexpected reply\n"
                      "\nhello-client bench [OPTIONS] measures the server instead: see hello-client bench --help.\n";
         return std::nullopt;
     }
@@ -99,7 +101,8 @@ std::optional<invocation> parse(int argc, char* argv[]) {
         const auto text = vm["timeout"].as<std::string>();
         const auto timeout = parse_seconds(text);
         if (!timeout || timeout->count() == 0)
-            usage_error("invalid value " + hello::in_quotes(text) + " for --timeout: expected seconds above 0");
+            usage_error("invalid value " + hello::in_quotes(text) +
+                        " for --timeout: expected seconds above 0, at most 86400");
         inv.options.timeout = *timeout;
     }
     inv.json = vm.count("json") > 0;
@@ -109,16 +112,21 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     // Sending nothing is no request at all: the server would never answer.
     if (inv.options.framing == hello::framing::raw && inv.message.empty())
         usage_error("--message cannot be empty in raw framing");
+    if (inv.options.framing == hello::framing::raw && inv.message.size() > hello::max_raw_request)
+        usage_error("--message over " + std::to_string(hello::max_raw_request) +
+                    " bytes in raw framing: the server reads that much at once, so it would answer more than once");
     return inv;
 }
 
+// A byte outside printable ASCII becomes \u00NN: whatever a server sends, the output is one
+// line of valid JSON (invalid UTF-8 included).
 std::string json_string(std::string_view s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         if (c == '"' || c == '\\') {
             out += '\\';
             out += static_cast<char>(c);
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c >= 0x7f) {
             char esc[8];
             std::snprintf(esc, sizeof esc, "\\u%04x", c);
             out += esc;
@@ -132,13 +140,16 @@ std::string json_string(std::string_view s) {
 void print_reply(const invocation& inv, std::uint64_t seq, const std::string& reply,
                  std::chrono::steady_clock::duration latency) {
     if (!inv.json) {
+        // Each reply as it comes, also into a pipe: a reader sees the replies a client that
+        // then fails or is killed did get.
         std::cout << reply << "\n";
+        flush_output();
         return;
     }
     const double us = std::chrono::duration<double, std::micro>(latency).count();
     std::printf("{\"request\":%llu,\"reply\":%s,\"latency_us\":%.1f}\n", static_cast<unsigned long long>(seq),
                 json_string(reply).c_str(), us);
-    std::fflush(stdout);
+    flush_output();
 }
 
 enum class stage { connecting, requesting };
@@ -153,7 +164,7 @@ exit_code exit_code_for(const boost::system::error_code& ec, stage when) {
 
 // The whole conversation; returns the process's exit code.
 asio::awaitable<int> converse(const invocation& inv) {
-    const auto where = inv.options.server.to_string();
+    const auto where = hello::printable(inv.options.server.to_string());
     // Bound first: g++ 12 mishandles temporaries that share an expression with co_await.
     const auto ex = co_await asio::this_coro::executor;
     hello::client client(ex, inv.options);
@@ -171,9 +182,11 @@ asio::awaitable<int> converse(const invocation& inv) {
             co_return to_int(exit_code_for(ec, stage::requesting));
         }
         if (ec) {
-            std::fprintf(stderr, "hello-client: request %llu to %s: %s (got %s)\n",
+            constexpr std::size_t shown = 64;
+            std::fprintf(stderr, "hello-client: request %llu to %s: %s (got %s%s)\n",
                          static_cast<unsigned long long>(seq), where.c_str(), ec.message().c_str(),
-                         json_string(reply).c_str());
+                         hello::in_quotes(std::string_view(reply).substr(0, shown)).c_str(),
+                         reply.size() > shown ? "..." : "");
             co_return to_int(exit_code_for(ec, stage::requesting));
         }
         print_reply(inv, seq, reply, std::chrono::steady_clock::now() - sent);
@@ -203,6 +216,10 @@ int main(int argc, char* argv[]) {
             status = rc;
         });
         ctx.run();
+        if (const int err = output_error(); err != 0) {
+            std::fprintf(stderr, "hello-client: cannot write the replies: %s\n", std::strerror(err));
+            if (status == 0) status = to_int(exit_code::io_error);
+        }
         return status;
     } catch (const startup_error& e) {
         return report(e);

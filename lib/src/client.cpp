@@ -5,6 +5,8 @@
 
 #include <boost/asio/read_until.hpp>
 
+#include <algorithm>
+
 namespace hello {
 
 using namespace detail;
@@ -169,8 +171,15 @@ asio::awaitable<error_code> client::impl::read_line_reply(std::string& reply) {
         co_return make_error_code(errc::unexpected_reply);
     }
     if (ec) co_return outcome(ec);
+    if (inbox.size() > n) {
+        // More than the one line owed to the one request in flight: a second reply, or bytes
+        // of nothing asked, which would otherwise pass for the next request's reply.
+        reply.assign(inbox, 0, std::min(inbox.size(), 2 * line_reply.size()));
+        inbox.clear();
+        co_return make_error_code(errc::unexpected_reply);
+    }
     reply.assign(inbox, 0, n - 1);
-    inbox.erase(0, n);
+    inbox.clear();
     if (reply.ends_with('\r')) reply.pop_back();
     co_return reply + "\n" == line_reply ? error_code{} : make_error_code(errc::unexpected_reply);
 }

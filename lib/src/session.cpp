@@ -25,8 +25,8 @@ namespace {
 // saves the epoll_ctl per request that async_wait costs. Line framing uses it only for reads
 // it looks at at once (never across a suspension). Per thread, so that servers embedded on
 // different threads never write one buffer at once.
-std::array<char, 64 * 1024>& thread_buffer() {
-    thread_local std::array<char, 64 * 1024> buffer;
+std::array<char, max_raw_request>& thread_buffer() {
+    thread_local std::array<char, max_raw_request> buffer;
     return buffer;
 }
 

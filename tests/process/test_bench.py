@@ -15,8 +15,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import (CLIENT, EX_OK, EX_PROTOCOL, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE, RUN_TIMEOUT,  # noqa: E402
-                     Server, abstract_name, clean_env, describe, expect_one_line_failure, run, socket_path)
+from helpers import (CLIENT, EX_IOERR, EX_OK, EX_OSERR, EX_PROTOCOL, EX_TEMPFAIL, EX_UNAVAILABLE,  # noqa: E402
+                     EX_USAGE, LINE_REPLY, RAW_REPLY, RUN_TIMEOUT, Server, TutorialServer, abstract_name, clean_env,
+                     describe, expect_one_line_failure, run, socket_path)
 
 BENCH = [CLIENT, "bench"]
 PERCENTILES = ("min", "p50", "p90", "p99", "p99_9", "max")
@@ -183,11 +184,15 @@ class BenchCompare(unittest.TestCase):
 class Peer:
     """A Python server on a UNIX path that answers every chunk it reads with `reply` (None:
     never answers; b"": closes the connection instead), for as many connections as come; with
-    `stop_after`, it stops listening (and removes its socket) once it has answered that many."""
+    `first`, the very first chunk (the bench's probe) gets that instead; with `delay`, every
+    answer waits that long (a slow server). With `stop_after`, it stops listening (and removes
+    its socket) once it has answered that many."""
 
-    def __init__(self, path, reply, stop_after=None):
+    def __init__(self, path, reply, stop_after=None, first=None, delay=0):
         self.path = path
         self.reply = reply
+        self.first = first
+        self.delay = delay
         self.stop_after = stop_after
         self.answered = 0
         self.lock = threading.Lock()
@@ -213,13 +218,20 @@ class Peer:
             conn.settimeout(RUN_TIMEOUT)
             try:
                 while conn.recv(4096):
-                    if self.reply == b"":
+                    reply = self._next_reply()
+                    if reply == b"":
                         return
-                    if self.reply is not None:
-                        conn.sendall(self.reply)
+                    if reply is not None:
+                        time.sleep(self.delay)  # the behaviour under test, not a synchronisation
+                        conn.sendall(reply)
                         self._count_answer()
             except OSError:
                 pass
+
+    def _next_reply(self):
+        with self.lock:
+            first, self.first = self.first, None
+        return first if first is not None else self.reply
 
     def _count_answer(self):
         with self.lock:
@@ -250,9 +262,11 @@ class Peer:
 
 
 class BenchErrors(unittest.TestCase):
+    """Peers that answer the probe (the first request) right, then go wrong in the run."""
+
     def check_errors(self, reply, kind, code, *extra):
         path = socket_path(self)
-        with Peer(path, reply):
+        with Peer(path, reply, first=LINE_REPLY if "line" in extra else RAW_REPLY):
             doc = bench_json(self, "--connect", "unix:" + path, "--requests", "40", "--connections", "2", *extra,
                              code=code)
         row = doc["results"][0]
@@ -276,15 +290,38 @@ class BenchErrors(unittest.TestCase):
 
     def test_peer_that_never_answers(self):
         path = socket_path(self)
-        with Peer(path, None):
+        with Peer(path, None, first=RAW_REPLY):
             doc = bench_json(self, "--connect", "unix:" + path, "--requests", "4", "--connections", "2", "--timeout",
                              "0.2", code=EX_TEMPFAIL)
         row = doc["results"][0]
         self.assertEqual((row["requests"], row["errors"]["timeout"], row["errors"]["total"]), (0, 4, 4), row)
 
+    def test_replies_owed_when_the_time_is_up_are_waited_for(self):
+        # The run ends before the timeout would: the requests in flight still end as errors,
+        # and a run that answered nothing is no success.
+        path = socket_path(self)
+        with Peer(path, None, first=RAW_REPLY):
+            started = time.monotonic()
+            doc = bench_json(self, "--connect", "unix:" + path, "--duration", "0.2", "--connections", "3", "--timeout",
+                             "1", code=EX_TEMPFAIL)
+            waited = time.monotonic() - started
+        row = doc["results"][0]
+        self.assertEqual((row["requests"], row["errors"]["timeout"], row["errors"]["total"]), (0, 3, 3), row)
+        self.assertGreaterEqual(waited, 1.0)
+
+    def test_a_run_that_answered_nothing_in_time_fails(self):
+        # Every reply comes, but only after the measured time: nothing was measured.
+        path = socket_path(self)
+        with Peer(path, RAW_REPLY, delay=0.6):
+            result = run([*BENCH, "--connect", "unix:" + path, "--duration", "0.2", "--connections", "2", "--json"])
+        self.assertEqual(result.returncode, EX_TEMPFAIL, describe(result))
+        row = json.loads(result.stdout)["results"][0]
+        self.assertEqual((row["requests"], row["errors"]["total"]), (0, 0), row)
+        self.assertEqual(result.stderr, f"hello-client bench: unix:{path}: no request was answered in the measured time\n")
+
     def test_errors_are_listed_under_the_table(self):
         path = socket_path(self)
-        with Peer(path, b"hello world!"):
+        with Peer(path, b"hello world!", first=RAW_REPLY):
             result = run([*BENCH, "--connect", "unix:" + path, "--requests", "10", "--connections", "1"])
         self.assertEqual(result.returncode, EX_PROTOCOL, describe(result))
         self.assertIn(f"unix:{path}: errors: 10 with an unexpected reply\n", result.stdout, describe(result))
@@ -311,6 +348,69 @@ class BenchErrors(unittest.TestCase):
         errors = row["errors"]
         self.assertEqual(errors["total"], errors["connect"] + errors["closed"], row)
         self.assertEqual(doc["exit_code"], EX_PROTOCOL if errors["closed"] else EX_UNAVAILABLE, row)
+
+
+class BenchProbe(unittest.TestCase):
+    """Each endpoint is sent one request before anything is measured."""
+
+    def test_a_silent_server_fails_before_the_run(self):
+        path = socket_path(self)
+        with Peer(path, None):
+            line = expect_one_line_failure(self, [*BENCH, "--connect", "unix:" + path, "--timeout", "0.3"],
+                                           EX_TEMPFAIL, program="hello-client bench")
+        self.assertEqual(line, f"hello-client bench: unix:{path}: no whole reply to a first request within 0.3 s; "
+                               "does the server use line framing?")
+
+    def test_a_wrong_reply_fails_before_the_run(self):
+        path = socket_path(self)
+        with Peer(path, b"hello world!"):
+            line = expect_one_line_failure(self, [*BENCH, "--connect", "unix:" + path], EX_PROTOCOL,
+                                           program="hello-client bench")
+        self.assertIn("a first request got 'hello world!', expected 'hello client'", line)
+
+    def test_the_other_framing_is_named(self):
+        with Server("--listen", "unix:" + socket_path(self)) as server:
+            line = expect_one_line_failure(self, [*BENCH, "--connect", server.endpoints[0], "--framing", "line",
+                                                  "--timeout", "0.3"], EX_TEMPFAIL, program="hello-client bench")
+        self.assertIn("(got 'hello client'); does the server use raw framing?", line)
+
+    def test_the_tutorial_server_is_served_and_lives_on(self):
+        # It reads once per connection and dies if a connection closes before its request.
+        with TutorialServer("unix", socket_path(self)) as tutorial:
+            doc = bench_json(self, "--connect", tutorial.endpoint, "--mode", "connect", "--connections", "1",
+                             "--requests", "3")
+            check_result(self, doc["results"][0], 3)
+            received = []  # the probe and 3 requests
+
+            def fourth_request(line):
+                received.extend([line] if line == "hello server" else [])
+                return len(received) == 4
+
+            self.assertIsNotNone(tutorial.stdout.wait_line(fourth_request, 5), tutorial.stdout.text())
+            self.assertTrue(tutorial.alive(), tutorial.stderr.text())
+
+    def test_more_connections_than_descriptors_is_said_at_once(self):
+        import resource
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+        with Server("--listen", "unix:" + socket_path(self)) as server:
+            for mode in ("connect", "persistent"):
+                with self.subTest(mode=mode):
+                    result = subprocess.run([*BENCH, "--connect", server.endpoints[0], "--mode", mode, "--connections",
+                                             "100", "--duration", "0.2"], capture_output=True, text=True,
+                                            timeout=RUN_TIMEOUT, env=clean_env(), preexec_fn=low_limit)
+                    self.assertEqual(result.returncode, EX_OSERR, describe(result))
+                    self.assertEqual(result.stderr, "hello-client bench: --connections 100 needs as many descriptors, "
+                                                    "and this process may open 64 (ulimit -n)\n")
+
+    def test_results_that_cannot_be_written_fail(self):
+        with Server("--listen", "unix:" + socket_path(self)) as server, open("/dev/full", "w") as full:
+            result = subprocess.run([*BENCH, "--connect", server.endpoints[0], "--requests", "10"], stdout=full,
+                                    stderr=subprocess.PIPE, text=True, timeout=RUN_TIMEOUT, env=clean_env())
+        self.assertEqual(result.returncode, EX_IOERR, result.stderr)
+        self.assertEqual(result.stderr, "hello-client bench: cannot write the results: No space left on device\n")
 
 
 class BenchUsage(unittest.TestCase):

@@ -8,14 +8,15 @@ import select
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_OSERR, EX_PROTOCOL, EX_TEMPFAIL,  # noqa: E402
-                     EX_UNAVAILABLE, EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY, SERVER, STOP_TIMEOUT,
+from helpers import (CLIENT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_PROTOCOL, EX_TEMPFAIL,  # noqa: E402
+                     EX_UNAVAILABLE, EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY, RUN_TIMEOUT, SERVER, STOP_TIMEOUT,
                      TUTORIAL_CLIENT, ScriptedServer, Server, StuckListener, TutorialServer, abstract_name,
                      clean_env, connect, describe, expect_one_line_failure, fill_backlog, make_tempdir, recv_exactly, recv_until_eof,
                      request, run, socket_path)
@@ -469,6 +470,43 @@ class ClientExitCodes(unittest.TestCase):
         self.assertEqual(result.returncode, EX_PROTOCOL, describe(result))
         self.assertEqual(result.stdout, "", describe(result))
         self.assertIn("nope", result.stderr, describe(result))
+
+    def test_a_second_line_for_one_request_is_an_unexpected_reply(self):
+        # In lockstep one request is owed one line: a second would pass for the next reply.
+        path = socket_path(self)
+        with ScriptedServer(path, LINE_REPLY * 2) as peer:
+            result = run([CLIENT, "--connect", "unix:" + path, "--framing", "line"])
+            peer.join()
+        self.assertEqual(result.returncode, EX_PROTOCOL, describe(result))
+        self.assertEqual(result.stdout, "", describe(result))
+        self.assertEqual(len(result.stderr.splitlines()), 1, describe(result))
+
+    def test_control_bytes_stay_out_of_the_terminal(self):
+        # A name or a reply from outside is shown escaped: no terminal escape reaches stderr.
+        path = socket_path(self)
+        with ScriptedServer(path, b"\x1b[31mred\xff") as peer:
+            result = run([CLIENT, "--connect", "unix:" + path])
+            peer.join()
+        self.assertEqual(result.returncode, EX_PROTOCOL, describe(result))
+        self.assertIn(r"'\x1b[31mred\xff'", result.stderr, describe(result))
+        line = expect_one_line_failure(self, [CLIENT, "--connect", "unix:@no\x1b[31mbody\n"], EX_UNAVAILABLE)
+        self.assertIn(r"unix:@no\x1b[31mbody\x0a", line)
+
+    def test_a_raw_message_the_server_cannot_read_at_once_is_a_usage_error(self):
+        path = socket_path(self)
+        argv = [CLIENT, "--connect", "unix:" + path, "--message", "a" * 65537]
+        self.assertIn("--message over 65536 bytes", expect_one_line_failure(self, argv, EX_USAGE))
+        self.assertIn("--message over 65536 bytes", expect_one_line_failure(self, [CLIENT, "bench", *argv[1:]],
+                                                                             EX_USAGE, program="hello-client bench"))
+
+    def test_output_that_cannot_be_written_fails(self):
+        with Server("--listen", "unix:" + socket_path(self)) as server:
+            for extra in ([], ["--json"]):
+                with self.subTest(extra=extra), open("/dev/full", "w") as full:
+                    result = subprocess.run([CLIENT, "--connect", server.endpoints[0], *extra], stdout=full,
+                                            stderr=subprocess.PIPE, text=True, timeout=RUN_TIMEOUT, env=clean_env())
+                    self.assertEqual(result.returncode, EX_IOERR, result.stderr)
+                    self.assertEqual(result.stderr, "hello-client: cannot write the replies: No space left on device\n")
 
     def test_no_reply_times_out(self):
         path = socket_path(self)

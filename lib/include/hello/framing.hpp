@@ -16,6 +16,9 @@ enum class framing : std::uint8_t { raw, line };
 inline constexpr std::string_view raw_reply = "hello client";
 inline constexpr std::string_view line_reply = "hello client\n";
 inline constexpr std::string_view too_long_reply = "error: request too long\n";
+// The most hello-server reads at once. A raw request is one read, so a longer message is
+// answered more than once: clients refuse to send one.
+inline constexpr std::size_t max_raw_request = 64 * 1024;
 
 [[nodiscard]] std::string_view to_string(framing f) noexcept;
 [[nodiscard]] std::optional<framing> parse_framing(std::string_view text) noexcept;
