@@ -754,7 +754,9 @@ result run(const scenario& s, const protocol::endpoint& address, std::string nam
                 pr.requests += w->live_requests();
                 pr.errors += w->live_errors();
             }
-            on_progress(pr);
+            // A whole-second warm-up ends on a tick: the warm-up line stays until a second
+            // of measuring has something to say.
+            if (!pr.measuring || pr.elapsed.count() > 0) on_progress(pr);
             next_progress += std::chrono::seconds(1);
         }
         return due();

@@ -443,41 +443,52 @@ class BenchUsage(unittest.TestCase):
 
 
 class BenchProgress(unittest.TestCase):
+    def on_a_terminal(self, server, *args):
+        """The bench's exit code and everything it wrote to a terminal."""
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([*BENCH, "--connect", server.endpoints[0], *args], stdin=subprocess.DEVNULL,
+                                stdout=slave, stderr=subprocess.PIPE, env=clean_env())
+        os.close(slave)
+        output = b""
+        deadline = time.monotonic() + RUN_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child has closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            rc = proc.wait(RUN_TIMEOUT)
+        finally:
+            os.close(master)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            err = proc.stderr.read()
+            proc.stderr.close()
+        self.assertEqual(err, b"")
+        return rc, output.decode()
+
     def test_progress_line_on_a_terminal(self):
         with Server("--listen", "unix:" + socket_path(self)) as server:
-            master, slave = pty.openpty()
-            proc = subprocess.Popen([*BENCH, "--connect", server.endpoints[0], "--duration", "1.5", "--connections",
-                                     "2"], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE,
-                                    env=clean_env())
-            os.close(slave)
-            output = b""
-            deadline = time.monotonic() + RUN_TIMEOUT
-            try:
-                while time.monotonic() < deadline:
-                    ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
-                    if not ready:
-                        break
-                    try:
-                        chunk = os.read(master, 65536)
-                    except OSError:  # EIO: the child has closed the terminal
-                        break
-                    if not chunk:
-                        break
-                    output += chunk
-                rc = proc.wait(RUN_TIMEOUT)
-            finally:
-                os.close(master)
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                err = proc.stderr.read()
-                proc.stderr.close()
-        text = output.decode()
+            rc, text = self.on_a_terminal(server, "--duration", "1.5", "--connections", "2")
         self.assertEqual(rc, EX_OK, text)
-        self.assertEqual(err, b"")
         # At least one line rewritten in place each second, then erased before the table.
         self.assertRegex(text, r"\r" + server.endpoints[0] + r": 1s, [\d,]+ requests, [\d,]+ req/s, 0 errors\x1b\[K")
         self.assertIn("\r\x1b[Khello-client bench: persistent", text)
+
+    def test_after_a_warmup_of_whole_seconds(self):
+        # The tick that ends the warm-up has measured nothing yet: no "0s" line.
+        with Server("--listen", "unix:" + socket_path(self)) as server:
+            rc, text = self.on_a_terminal(server, "--warmup", "1", "--duration", "1.5", "--connections", "2")
+        self.assertEqual(rc, EX_OK, text)
+        self.assertNotIn(": 0s,", text)
+        self.assertRegex(text, r"\r" + server.endpoints[0] + r": 1s, [\d,]+ requests")
 
 
 if __name__ == "__main__":
