@@ -20,9 +20,10 @@ class Option:
         return f"--{self.name}"
 
 
-def help_options(program):
-    """[Option] for `program --help`, in the order listed."""
-    out = subprocess.run([program, "--help"], capture_output=True, text=True, timeout=30, check=True).stdout
+def help_options(program, *command):
+    """[Option] for `program [command...] --help`, in the order listed."""
+    out = subprocess.run([program, *command, "--help"], capture_output=True, text=True, timeout=30,
+                         check=True).stdout
     options, section, current = [], "", None
     for line in out.splitlines():
         m = _OPTION.match(line)

@@ -26,11 +26,15 @@ def plain(line):
     return line.replace('"', "")
 
 
-def entries(path):
-    """{header text: body text} for every .TP/.TQ item of a page: the header is the line after
-    the macro, the body runs to the next item or section."""
+def entries(path, section=None):
+    """{header text: body text} for every .TP/.TQ item of a page (of its `.SH section` only, if
+    given): the header is the line after the macro, the body runs to the next item or section."""
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
+    if section is not None:
+        start = lines.index(f".SH {section}")
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(".SH ")), len(lines))
+        lines = lines[start:end]
     found, header, body = {}, None, []
     for i, line in enumerate(lines):
         if line.startswith((".TP", ".TQ", ".SH", ".SS")):
@@ -57,9 +61,9 @@ def page_text(path):
 
 
 class ManualPageOptions(unittest.TestCase):
-    def check_page(self, program, page):
-        items = entries(PAGES[page])
-        for option in help_options(program):
+    def check_page(self, program, page, command=(), section=None):
+        items = entries(PAGES[page], section)
+        for option in help_options(program, *command):
             with self.subTest(option=option.name):
                 spelled = f"--{option.name}"
                 headers = [h for h in items if spelled in names(h)]
@@ -77,6 +81,9 @@ class ManualPageOptions(unittest.TestCase):
 
     def test_every_client_option_is_in_hello_client_1(self):
         self.check_page(CLIENT, "hello-client.1")
+
+    def test_every_bench_option_is_in_hello_client_1s_bench_section(self):
+        self.check_page(CLIENT, "hello-client.1", ("bench",), "BENCH")
 
     def test_every_server_setting_is_in_hello_server_conf_5_and_has_its_variable(self):
         settings = [o for o in help_options(SERVER) if o.section.startswith("Settings")]
