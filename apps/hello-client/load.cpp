@@ -686,7 +686,9 @@ std::vector<protocol::endpoint> addresses_of(const hello::endpoint& ep) {
     error_code ec;
     const auto results =
         resolver.resolve(where.host, std::to_string(where.port), asio::ip::tcp::resolver::numeric_service, ec);
-    if (!ec && results.empty()) ec = asio::error::host_not_found;
+    // Said as the client says it: "no such host", not the resolver's own words.
+    if ((!ec && results.empty()) || ec == asio::error::host_not_found || ec == asio::error::no_data)
+        ec = hello::make_error_code(hello::errc::host_not_found);
     if (ec) throw setup_failure{ec, "cannot resolve " + describe(ep, ec)};
     std::vector<protocol::endpoint> out;
     for (const auto& r : results) out.emplace_back(r.endpoint().data(), r.endpoint().size());

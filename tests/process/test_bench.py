@@ -333,6 +333,9 @@ class BenchErrors(unittest.TestCase):
         self.assertIn("cannot connect to unix:" + path, line)
         expect_one_line_failure(self, [*BENCH, "--connect", "tcp:127.0.0.1:1", "--requests", "10"], EX_UNAVAILABLE,
                                 program="hello-client bench")
+        line = expect_one_line_failure(self, [*BENCH, "--connect", "tcp:no-such-host.invalid:1"], EX_UNAVAILABLE,
+                                       program="hello-client bench")
+        self.assertTrue(line.endswith(": no such host"), line)  # in the client's words
 
     def test_connect_mode_against_a_server_that_goes_away(self):
         # Connections refused in the middle of a run are errors; the run still ends and says so.
