@@ -98,9 +98,13 @@ private:
     // SIGTERM or SIGINT drains; a second one stops waiting for slow connections. SIGHUP
     // reloads the configuration; SIGUSR1 and SIGUSR2 are logged and ignored: their default
     // action would kill the server and leave its socket file and lock file behind.
+    //
+    // Once the server has stopped, nothing waits for a signal any more: a signal caught just
+    // before (two at once, as `timeout` sends them) must not re-arm the wait, which would keep
+    // the loop, and the process, alive with nothing left to serve.
     void wait_for_signal() {
         signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
-            if (ec) return;
+            if (ec || stopped_) return;
             const char* name = ::sigabbrev_np(signo);
             if (signo == SIGHUP && !stopping_) {
                 reload();
@@ -113,7 +117,7 @@ private:
                 spdlog::warn("second signal: closing every connection now");
                 server_.abort();
             }
-            wait_for_signal();
+            if (!stopped_) wait_for_signal();
         });
     }
 
@@ -125,9 +129,12 @@ private:
         systemd::notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=" + std::to_string(allowance.count()) +
                         "\nSTATUS=stopping: draining " + std::to_string(server_.stats().open) + " connections");
         server_.stop([this] {
-            signals_.cancel();
-            status_timer_.cancel();
-            watchdog_timer_.cancel();
+            boost::asio::post(steer_, [this] {
+                stopped_ = true;
+                signals_.cancel();
+                status_timer_.cancel();
+                watchdog_timer_.cancel();
+            });
         });
     }
 
@@ -190,7 +197,7 @@ private:
     // pinging, and systemd restarts the service.
     void keep_watchdog() {
         const auto interval = systemd::watchdog_interval();
-        if (!interval) return;
+        if (!interval || stopped_) return;
         watchdog_timer_.expires_after(*interval / 2);
         watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
             if (ec) return;
@@ -214,6 +221,7 @@ private:
     boost::asio::steady_timer status_timer_;
     boost::asio::steady_timer watchdog_timer_;
     bool stopping_ = false;
+    bool stopped_ = false;  // on steer_: the server has stopped; nothing may wait any more
 };
 
 // One line on stderr, then the exit code that goes with it.

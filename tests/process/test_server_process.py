@@ -143,6 +143,23 @@ class Shutdown(unittest.TestCase):
         self.assertFalse(os.path.lexists(path))
         self.assertFalse(os.path.lexists(path + ".lock"))
 
+    def test_two_signals_at_once_stop_the_server(self):
+        # Both arrive together (as `timeout` sends them: to the child, then to its group), so the
+        # second is caught as the stop completes; it must not keep the process waiting.
+        for threads in ("1", "2"):
+            for second in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+                with self.subTest(threads=threads, second=second.name):
+                    path = socket_path(self, f"s{threads}{second.name}.sock")
+                    with Server("--listen", "unix:" + path, "--threads", threads) as server:
+                        self.assertEqual(request(server.endpoints[0]), RAW_REPLY)
+                        server.signal(signal.SIGSTOP)  # both signals pending, delivered at once
+                        server.signal(signal.SIGTERM)
+                        server.signal(second)
+                        server.signal(signal.SIGCONT)
+                        rc = server.wait_exit(STOP_TIMEOUT)
+                    self.assertEqual(rc, EX_OK, server.stderr.text())
+                    self.assertFalse(os.path.lexists(path))
+
     def test_second_signal_closes_everything_now(self):
         path = socket_path(self)
         with Server("--listen", "unix:" + path, "--framing", "line") as server:  # drain timeout 10 s
