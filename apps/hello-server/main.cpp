@@ -47,6 +47,7 @@ exit_code exit_code_for(const boost::system::error_code& ec) {
             case hello::errc::endpoint_in_use:
             case hello::errc::not_a_socket:
             case hello::errc::socket_replaced:
+            case hello::errc::lock_not_ours:
             case hello::errc::resolver_failed:
                 return exit_code::unavailable;
             case hello::errc::unexpected_reply:

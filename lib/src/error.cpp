@@ -28,6 +28,8 @@ public:
                 return "unexpected reply";
             case errc::closed_early:
                 return "connection closed before the reply was complete";
+            case errc::lock_not_ours:
+                return "the lock file is not one of ours";
         }
         return "unknown hello error";
     }

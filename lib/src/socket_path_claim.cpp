@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string_view>
 #include <utility>
@@ -26,6 +27,21 @@ namespace {
 
 std::string lock_path_for(const std::string& path) {
     return path + ".lock";
+}
+
+file_identity identity(const struct stat& st) noexcept {
+    return {st.st_dev, st.st_ino};
+}
+
+// Removes `path` if it still names the file `expected` names; a file put there since is left.
+void unlink_if_still(const std::string& path, const file_identity& expected) noexcept {
+    if (identity_of(path) == expected) ::unlink(path.c_str());
+}
+
+// The lock file `fd` holds, by name, if that name still leads to it.
+void unlink_lock_if_still(const std::string& path, int fd) noexcept {
+    struct stat held {};
+    if (::fstat(fd, &held) == 0) unlink_if_still(lock_path_for(path), identity(held));
 }
 
 boost::system::error_code system_error_code(int err) {
@@ -71,8 +87,21 @@ bool listed_as_listening(const std::string& path) {
         if (is_shortage(err)) cannot_tell(path, err);
         return false;
     }
+    // The table shows each path as it was bound: the same file may be listed under another
+    // spelling (through a symlinked directory, say), so a listed path that ends in the same
+    // name is compared by where it leads.
+    namespace fs = std::filesystem;
     std::error_code ec;
-    const auto absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
+    const auto absolute = fs::absolute(path, ec).lexically_normal().string();
+    const auto name = fs::path(path).filename();
+    std::optional<fs::path> canonical;
+    const auto same_file = [&](const std::string& bound) {
+        const fs::path listed(bound);
+        if (!listed.is_absolute() || listed.filename() != name) return false;
+        if (!canonical) canonical = fs::weakly_canonical(path, ec);
+        const auto leads_to = fs::weakly_canonical(listed, ec);
+        return !ec && leads_to == *canonical;
+    };
     std::string line;
     std::getline(table, line);  // header
     while (std::getline(table, line)) {
@@ -84,7 +113,7 @@ bool listed_as_listening(const std::string& path) {
         std::getline(fields, bound);
         constexpr unsigned long accepting = 0x10000;  // __SO_ACCEPTCON
         const auto flag_bits = std::strtoul(flags.c_str(), nullptr, 16);
-        if ((flag_bits & accepting) && (bound == path || bound == absolute)) return true;
+        if ((flag_bits & accepting) && (bound == path || bound == absolute || same_file(bound))) return true;
     }
     return false;
 }
@@ -142,10 +171,20 @@ held_lock lock_beside(const std::string& path) {
         }
         struct stat held {};
         struct stat named {};
-        if (::fstat(fd, &held) == 0 && ::stat(lock_path.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
-            held.st_ino == named.st_ino)
-            return {fd, created};
-        ::close(fd);
+        if (::fstat(fd, &held) != 0 || ::lstat(lock_path.c_str(), &named) != 0 || identity(held) != identity(named)) {
+            ::close(fd);
+            continue;
+        }
+        // Ours to write the pid into: a regular file of this user's with no other name. A hard
+        // link to somebody else's file (O_NOFOLLOW stops only symlinks) would be truncated.
+        if (!S_ISREG(held.st_mode) || held.st_uid != ::geteuid() || held.st_nlink != 1) {
+            ::close(fd);
+            unavailable(path,
+                        "lock file " + in_quotes(lock_path) +
+                            " is not a regular file of this user's with one name; not touching it",
+                        errc::lock_not_ours);
+        }
+        return {fd, created};
     }
 }
 
@@ -164,10 +203,16 @@ void remove_stale_socket(const std::string& path) {
         const int err = errno;
         unavailable(path, std::string("cannot remove stale socket: ") + std::strerror(err), system_error_code(err));
     }
-    spdlog::warn("removed stale socket {} left behind by a server that is gone", path);
+    spdlog::warn("removed stale socket {} left behind by a server that is gone", printable(path));
 }
 
 }  // namespace
+
+std::optional<file_identity> identity_of(const std::string& path) noexcept {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return std::nullopt;
+    return identity(st);
+}
 
 socket_path_claim::socket_path_claim(std::string path) : path_(std::move(path)) {
     const auto lock = lock_beside(path_);
@@ -176,7 +221,7 @@ socket_path_claim::socket_path_claim(std::string path) : path_(std::move(path)) 
         remove_stale_socket(path_);
     } catch (...) {
         // The socket is not ours: leave it alone, and leave no lock file of ours behind.
-        if (lock.created) ::unlink(lock_path_for(path_).c_str());
+        if (lock.created) unlink_lock_if_still(path_, lock_fd_);
         ::close(lock_fd_);
         lock_fd_ = -1;
         throw;
@@ -187,7 +232,9 @@ socket_path_claim::socket_path_claim(std::string path) : path_(std::move(path)) 
 }
 
 socket_path_claim::socket_path_claim(socket_path_claim&& other) noexcept
-    : path_(std::move(other.path_)), lock_fd_(std::exchange(other.lock_fd_, -1)) {}
+    : path_(std::move(other.path_)),
+      lock_fd_(std::exchange(other.lock_fd_, -1)),
+      socket_(std::exchange(other.socket_, std::nullopt)) {}
 
 socket_path_claim::~socket_path_claim() {
     release();
@@ -195,8 +242,10 @@ socket_path_claim::~socket_path_claim() {
 
 void socket_path_claim::release() noexcept {
     if (lock_fd_ < 0) return;
-    ::unlink(path_.c_str());
-    ::unlink(lock_path_for(path_).c_str());
+    // A socket never known to be ours (bind failed, or the file was swapped before it could be
+    // checked) is left where it is.
+    if (socket_) unlink_if_still(path_, *socket_);
+    unlink_lock_if_still(path_, lock_fd_);
     ::close(lock_fd_);
     lock_fd_ = -1;
 }

@@ -221,6 +221,54 @@ class SocketPathOwnership(unittest.TestCase):
                             "the tutorial server died after hello-server's probe:\n" + tutorial.stderr.text())
             self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
 
+    def test_live_foreign_server_named_through_a_symlinked_directory_is_left_alone(self):
+        # /proc/net/unix lists the path as the tutorial bound it; hello-server is given another
+        # spelling of the same file, and must still find it there rather than probe it.
+        real = make_tempdir(self)
+        alias = os.path.join(make_tempdir(self), "alias")
+        os.symlink(real, alias)
+        with TutorialServer("unix", os.path.join(real, "t.sock")) as tutorial:
+            line = expect_one_line_failure(self, [SERVER, "--listen", "unix:" + os.path.join(alias, "t.sock")],
+                                           EX_UNAVAILABLE)
+            self.assertIn("in use by a live server that holds no lock file", line)
+            answer = run([PYTHON, TUTORIAL_CLIENT, "unix", os.path.join(real, "t.sock")])
+            self.assertTrue(tutorial.alive(),
+                            "the tutorial server died after hello-server's probe:\n" + tutorial.stderr.text())
+            self.assertEqual((answer.returncode, answer.stdout), (0, "hello client\n"), describe(answer))
+
+    def test_a_lock_file_with_another_name_is_not_touched(self):
+        # A hard link at PATH.lock (O_NOFOLLOW stops only symlinks) would have the server
+        # truncate the file it also names and write a pid into it.
+        path = socket_path(self)
+        victim = write_file(os.path.dirname(path), "victim", "important\n")
+        os.link(victim, path + ".lock")
+        line = expect_one_line_failure(self, [SERVER, "--listen", "unix:" + path], EX_UNAVAILABLE)
+        self.assertIn("is not a regular file of this user's with one name; not touching it", line)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "important\n")
+        self.assertFalse(os.path.lexists(path))
+        self.assertTrue(os.path.lexists(path + ".lock"))
+
+    def test_a_path_taken_over_since_is_not_the_stopping_servers_to_remove(self):
+        # Somebody removes the first server's files; a second server takes the path. The first
+        # one's reload (a new mode) and stop must leave the second one's socket and lock alone.
+        path = socket_path(self)
+        config = write_file(make_tempdir(self), "hello.conf", f"listen = unix:{path}\nsocket-mode = 0600\n")
+        with Server("--config", config) as first:
+            os.unlink(path)
+            os.unlink(path + ".lock")
+            with Server("--listen", "unix:" + path, "--socket-mode", "0600") as second:
+                write_file(os.path.dirname(config), "hello.conf", f"listen = unix:{path}\nsocket-mode = 0666\n")
+                first.signal(signal.SIGHUP)
+                reloaded = first.stderr.wait_line(lambda t: "reloaded" in t, STOP_TIMEOUT)
+                self.assertIn("reloaded in part", reloaded or "", first.stderr.text())
+                self.assertEqual(stat.S_IMODE(os.lstat(path).st_mode), 0o600)
+                self.assertEqual(first.stop(), EX_OK, first.stderr.text())
+                self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode), "the second server's socket was removed")
+                with open(path + ".lock") as f:
+                    self.assertEqual(f.read().strip(), str(second.proc.pid))
+                self.assertEqual(request(second.endpoints[0]), RAW_REPLY)
+
     def test_live_foreign_server_on_a_path_with_blanks_is_left_alone(self):
         # /proc/net/unix ends each line with the path, blanks and all; read short, it would
         # send hello-server to the connect probe, which the tutorial's server does not survive.

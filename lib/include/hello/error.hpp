@@ -22,6 +22,7 @@ enum class errc {
     not_a_listening_socket,  // a descriptor passed down (socket activation) is no listening stream socket
     unexpected_reply,        // the client got something other than `hello client`
     closed_early,            // the server closed the connection before a whole reply came
+    lock_not_ours,           // PATH.lock is not a regular file of ours with one name: never touched
 };
 
 [[nodiscard]] const boost::system::error_category& category() noexcept;
