@@ -373,12 +373,18 @@ void apply_settings(const merged& m, server_invocation& inv) {
         inv.sources[s.name] = from;
         if (s.clear) {
             s.clear(inv);
+            std::size_t items_given = 0;
             for (const auto& given : value.as<std::vector<std::string>>()) {
                 // An endpoint may hold a comma; the other lists take "a,b" in one value too.
                 const auto items = std::string_view(s.name) == "listen" ? std::vector{given} : split_list(given);
+                items_given += items.size();
                 for (const auto& item : items)
                     if (!s.read(inv, item)) bad_value(from, s.name, item, s.expected);
             }
+            // An empty allowlist would let everyone in: a variable left empty in a unit file
+            // must not silently drop the only access control an abstract socket has.
+            if (items_given == 0 && std::string_view(s.name) != "listen")
+                bad_value(from, s.name, "", std::string(s.expected) + " (to let anyone in, leave " + s.name + " out)");
         } else if (const auto text = value.as<std::string>(); !s.read(inv, text)) {
             bad_value(from, s.name, text, s.expected);
         }

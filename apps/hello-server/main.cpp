@@ -169,7 +169,8 @@ private:
 
     std::string endpoints_text() const {
         std::string where;
-        for (const auto& ep : server_.endpoints()) where += (where.empty() ? "" : ", ") + ep.to_string();
+        for (const auto& ep : server_.endpoints())
+            where += (where.empty() ? "" : ", ") + hello::printable(ep.to_string());
         return where;
     }
 

