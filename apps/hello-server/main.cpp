@@ -20,6 +20,8 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <pthread.h>
+#include <signal.h>
 #include <cstdlib>
 #include <functional>
 #include <cstdio>
@@ -62,6 +64,17 @@ exit_code exit_code_for(const boost::system::error_code& ec) {
     return exit_code::unavailable;
 }
 
+// The signals the daemon steers by. Blocked from the first line of main() until their handlers
+// are in place: binding many endpoints (or resolving a slow host name) takes a while, and a
+// SIGTERM then would otherwise kill the process with its socket and lock files left behind.
+// Pending meanwhile, the signal is taken as soon as the daemon listens for it.
+sigset_t steering_signals() {
+    sigset_t set;
+    ::sigemptyset(&set);
+    for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) ::sigaddset(&set, signo);
+    return set;
+}
+
 // The running daemon: the server, the signals that steer it, and what systemd is told.
 class server_daemon {
 public:
@@ -76,6 +89,8 @@ public:
           status_timer_(steer_),
           watchdog_timer_(steer_) {
         for (int more : {SIGHUP, SIGUSR1, SIGUSR2}) signals_.add(more);
+        const auto steering = steering_signals();
+        ::pthread_sigmask(SIG_UNBLOCK, &steering, nullptr);
     }
 
     int run() {
@@ -236,6 +251,8 @@ int report(const startup_error& e) {
 
 int main(int argc, char* argv[]) {
     std::signal(SIGPIPE, SIG_IGN);
+    const auto steering = steering_signals();
+    ::pthread_sigmask(SIG_BLOCK, &steering, nullptr);
     try {
         const auto inv = parse_server_invocation(argc, argv, environ);
         using action = server_invocation::action;

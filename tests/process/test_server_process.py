@@ -63,7 +63,31 @@ def fill_until_server_blocks(sock, line=b"a\n", limit=256 << 20):
     raise AssertionError(f"server took {sent} bytes without ever blocking on its replies")
 
 
+class BindingServer(Server):
+    """hello-server, ready as soon as it reclaims its first stale socket: while it binds."""
+
+    def is_ready_line(self, line):
+        return "removed stale socket" in line
+
+    def on_ready(self, line):
+        pass
+
+
 class Shutdown(unittest.TestCase):
+    def test_a_stop_signal_while_binding_stops_cleanly(self):
+        # Binding 200 endpoints takes a while; a SIGTERM meanwhile must wait for the handler,
+        # not kill the process with its socket and lock files left behind.
+        directory = make_tempdir(self)
+        paths = [os.path.join(directory, f"s{i}.sock") for i in range(200)]
+        for path in paths:
+            leave_stale_socket(path)
+        with BindingServer(*[arg for path in paths for arg in ("--listen", "unix:" + path)]) as server:
+            server.signal(signal.SIGTERM)
+            rc = server.wait_exit(STOP_TIMEOUT)
+        self.assertEqual(rc, EX_OK, server.stderr.text())
+        self.assertIn("received SIGTERM", server.stderr.text())
+        self.assertEqual(os.listdir(directory), [], "files left behind")
+
     def test_sigterm_with_clients_connected(self):
         path = socket_path(self)
         with Server("--listen", "unix:" + path) as server:
