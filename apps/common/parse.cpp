@@ -1,5 +1,6 @@
 #include "parse.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -8,11 +9,16 @@
 namespace hello::app {
 
 std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text) {
+    // Blanks are refused as the integer options refuse them (the stream would skip them).
+    if (text.empty() || std::isspace(static_cast<unsigned char>(text.front()))) return std::nullopt;
     double seconds = 0;
     std::istringstream in{std::string(text)};
     in >> seconds;
     if (!in || !in.eof() || !std::isfinite(seconds) || seconds < 0 || seconds > 86400) return std::nullopt;
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
+    const auto ms = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
+    // Under half a millisecond would round to 0, which turns a timeout off: not what was asked.
+    if (ms.count() == 0 && seconds > 0) return std::nullopt;
+    return ms;
 }
 
 std::string format_seconds(std::chrono::milliseconds ms) {

@@ -18,7 +18,8 @@ template <typename Number>
     return value;
 }
 
-// Seconds with an optional fraction ("10", "0.25"), from 0 to one day, to the millisecond.
+// Seconds with an optional fraction ("10", "0.25"), from 0 to one day, to the millisecond; a
+// value above 0 that rounds to 0 ms is refused, as is a leading blank.
 [[nodiscard]] std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text);
 
 // Milliseconds as the shortest seconds text that parse_seconds() reads back exactly.

@@ -16,6 +16,8 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <string>
+#include <unordered_set>
 
 #include <fcntl.h>
 #include <grp.h>
@@ -332,9 +334,13 @@ void check_parent_directory(const endpoint& ep) {
     if (!ep.is_unix() || ep.as_unix().abstract) return;
     const auto parent = std::filesystem::path(ep.as_unix().name).parent_path();
     std::error_code ec;
-    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
-        throw startup_error(exit_code::config, "cannot use " + in_quotes(ep.to_string()) + ": directory " +
-                                                   in_quotes(parent.string()) + " does not exist");
+    if (parent.empty() || std::filesystem::is_directory(parent, ec)) return;
+    const auto where = "cannot use " + in_quotes(ep.to_string()) + ": directory " + in_quotes(parent.string());
+    // Only a directory that is not there is the configuration's fault; one the server may not
+    // look into is the endpoint's (exit 69, as when bind() is refused).
+    if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+        throw startup_error(exit_code::unavailable, where + ": " + ec.message());
+    throw startup_error(exit_code::config, where + " does not exist");
 }
 
 // The same socket twice would make the server collide with itself at bind time and blame
@@ -349,12 +355,13 @@ void check_no_repeats(const std::vector<endpoint>& listen) {
         const auto directory = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec).parent_path(), ec);
         return "unix:" + (directory / path.filename()).string();
     };
-    for (std::size_t i = 0; i < listen.size(); ++i) {
-        if (!listen[i].is_unix() && listen[i].as_tcp().port == 0) continue;
-        for (std::size_t j = 0; j < i; ++j)
-            if (key(listen[i]) == key(listen[j]))
-                throw startup_error(exit_code::config,
-                                    "endpoint " + in_quotes(listen[i].to_string()) + " is listed twice");
+    // Each key once, into a set: a file may list thousands of endpoints, and this runs again
+    // on every reload, on the loop that serves.
+    std::unordered_set<std::string> seen;
+    for (const auto& ep : listen) {
+        if (!ep.is_unix() && ep.as_tcp().port == 0) continue;
+        if (!seen.insert(key(ep)).second)
+            throw startup_error(exit_code::config, "endpoint " + in_quotes(ep.to_string()) + " is listed twice");
     }
 }
 

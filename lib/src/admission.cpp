@@ -11,6 +11,8 @@ namespace {
 // Descriptors kept back from connections: listeners, the event loop, logging, a config file
 // read on reload, and room for accept() to fail cleanly rather than at random elsewhere.
 constexpr std::size_t descriptor_reserve = 64;
+// And each event loop's own (its epoll, its wake-up eventfd, its timerfd), with one to spare.
+constexpr std::size_t descriptors_per_loop = 4;
 
 }  // namespace
 
@@ -18,7 +20,11 @@ std::size_t connection_limit(const server_config& cfg) {
     if (cfg.max_connections > 0) return cfg.max_connections;
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1'000'000;
-    return limit.rlim_cur > 2 * descriptor_reserve ? limit.rlim_cur - descriptor_reserve : limit.rlim_cur / 2;
+    // Past the limit a client is told so; short of descriptors it would wait unanswered in the
+    // backlog, so the limit must come before the descriptors run out.
+    const std::size_t loops = descriptors_per_loop * cfg.threads;
+    const std::size_t left = limit.rlim_cur > loops ? limit.rlim_cur - loops : 2;
+    return left > 2 * descriptor_reserve ? left - descriptor_reserve : left / 2;
 }
 
 std::optional<credentials> peer_credentials(connection_socket& socket) {

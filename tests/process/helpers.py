@@ -335,8 +335,9 @@ class Server(Process):
 
     STARTUP = re.compile(r"hello-server listening on (.+) \(framing (\w+), (\d+) threads?\)$")
 
-    def __init__(self, *args, env=None):
-        super().__init__([SERVER, *args], env)
+    def __init__(self, *args, env=None, wrapper=()):
+        """`wrapper`: a command that execs the server, such as prlimit with its options."""
+        super().__init__([*wrapper, SERVER, *args], env)
         self.endpoints = []
         self.framing = None
         self.threads = None

@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY,  # noqa: E402
+from helpers import (CLIENT, EX_CONFIG, EX_OK, EX_UNAVAILABLE, EX_USAGE, IO_TIMEOUT, LINE_REPLY, PYTHON, RAW_REPLY,  # noqa: E402
                      SERVER, STOP_TIMEOUT, Server, abstract_name, clean_env, connect, describe,
                      expect_one_line_failure, make_tempdir, raise_descriptor_limit, recv_exactly, recv_until_eof,
                      request, run, socket_path)
@@ -65,12 +65,13 @@ class ConnectionLimit(unittest.TestCase):
                     self.assertEqual(recv_until_eof(second), b"")
 
     def test_default_follows_the_descriptor_limit(self):
-        # The server raises its descriptor limit to the hard limit, then keeps 64 back.
-        server = Server("--listen", "unix:" + socket_path(self))
-        server.argv = ["prlimit", "--nofile=1000:2000", *server.argv]
-        with server:
-            line = server.stderr.wait_line(lambda t: "limits:" in t, STOP_TIMEOUT)
-        self.assertIn("limits: 1936 connections at once", line)
+        # The server raises its descriptor limit to the hard limit, then keeps 64 back, and 4
+        # more for each event loop's own.
+        for threads, limit in (("1", 1932), ("3", 1924)):
+            with Server("--listen", "unix:" + socket_path(self), "--threads", threads,
+                        wrapper=["prlimit", "--nofile=1000:2000"]) as server:
+                line = server.stderr.wait_line(lambda t: "limits:" in t, STOP_TIMEOUT)
+            self.assertIn(f"limits: {limit} connections at once", line)
 
 
 class Timeouts(unittest.TestCase):
@@ -282,6 +283,21 @@ class AccessControl(unittest.TestCase):
         shutil.copy(CLIENT, client)
         os.chmod(client, 0o755)
         return run(["setpriv", f"--reuid={NOBODY}", f"--regid={group}", "--clear-groups", client, *args])
+
+    def test_a_directory_the_server_may_not_search_is_not_called_missing(self):
+        place = make_tempdir(self)
+        os.chmod(place, 0o755)
+        server = os.path.join(place, "hello-server")
+        shutil.copy(SERVER, server)
+        os.chmod(server, 0o755)
+        closed = make_tempdir(self)  # 0700, root's
+        os.mkdir(os.path.join(closed, "sub"))
+        endpoint = "unix:" + os.path.join(closed, "sub", "s.sock")
+        line = expect_one_line_failure(self, ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                                              server, "--listen", endpoint, "--check-config"], EX_UNAVAILABLE,
+                                       program="hello-server")
+        self.assertIn("Permission denied", line)
+        self.assertNotIn("does not exist", line)
 
     def test_socket_mode_keeps_others_out(self):
         directory = make_tempdir(self)

@@ -270,6 +270,13 @@ TEST(Parse, SecondsToTheMillisecond) {
     EXPECT_EQ(parse_seconds("inf"), std::nullopt);
     EXPECT_EQ(parse_seconds("1s"), std::nullopt);
     EXPECT_EQ(parse_seconds(""), std::nullopt);
+    // A timeout asked for must not round to 0, which means "off"; blanks as the integers.
+    EXPECT_EQ(parse_seconds("0.0004"), std::nullopt);
+    EXPECT_EQ(parse_seconds("1e-9"), std::nullopt);
+    EXPECT_EQ(parse_seconds("0.0005"), std::chrono::milliseconds(1));
+    EXPECT_EQ(parse_seconds("0.000"), std::chrono::milliseconds(0));
+    EXPECT_EQ(parse_seconds(" 5"), std::nullopt);
+    EXPECT_EQ(parse_seconds("5 "), std::nullopt);
 }
 
 }  // namespace
