@@ -372,29 +372,46 @@ void check_no_repeats(const std::vector<endpoint>& listen) {
                                   std::string(to_string(from)) + "): expected " + expected);
 }
 
+// One setting's value, from one source, into `inv`; a bad value throws, naming the source.
+void apply_setting(const setting& s, config_source from, const po::variable_value& value, server_invocation& inv) {
+    if (s.clear) {
+        s.clear(inv);
+        std::size_t items_given = 0;
+        for (const auto& given : value.as<std::vector<std::string>>()) {
+            // An endpoint may hold a comma; the other lists take "a,b" in one value too.
+            const auto items = std::string_view(s.name) == "listen" ? std::vector{given} : split_list(given);
+            items_given += items.size();
+            for (const auto& item : items)
+                if (!s.read(inv, item)) bad_value(from, s.name, item, s.expected);
+        }
+        // An empty allowlist would let everyone in: a variable left empty in a unit file
+        // must not silently drop the only access control an abstract socket has.
+        if (items_given == 0 && std::string_view(s.name) != "listen")
+            bad_value(from, s.name, "", std::string(s.expected) + " (to let anyone in, leave " + s.name + " out)");
+    } else if (const auto text = value.as<std::string>(); !s.read(inv, text)) {
+        bad_value(from, s.name, text, s.expected);
+    }
+}
+
+// Every source's values are checked, also those another source overrides: a typo in the file
+// must not wait, unnoticed by --check-config and reloads, for the day the flag that hides it
+// is dropped.
+void check_every_source(const std::vector<layer>& layers) {
+    for (const auto& l : layers) {
+        server_invocation scratch;
+        for (const auto& s : settings())
+            if (const auto it = l.values.find(s.name); it != l.values.end() && !it->second.defaulted())
+                apply_setting(s, l.source, it->second, scratch);
+    }
+}
+
 void apply_settings(const merged& m, server_invocation& inv) {
     for (const auto& s : settings()) {
         const auto* v = m.find(s.name);
         if (!v) continue;
         const auto& [from, value] = *v;
         inv.sources[s.name] = from;
-        if (s.clear) {
-            s.clear(inv);
-            std::size_t items_given = 0;
-            for (const auto& given : value.as<std::vector<std::string>>()) {
-                // An endpoint may hold a comma; the other lists take "a,b" in one value too.
-                const auto items = std::string_view(s.name) == "listen" ? std::vector{given} : split_list(given);
-                items_given += items.size();
-                for (const auto& item : items)
-                    if (!s.read(inv, item)) bad_value(from, s.name, item, s.expected);
-            }
-            // An empty allowlist would let everyone in: a variable left empty in a unit file
-            // must not silently drop the only access control an abstract socket has.
-            if (items_given == 0 && std::string_view(s.name) != "listen")
-                bad_value(from, s.name, "", std::string(s.expected) + " (to let anyone in, leave " + s.name + " out)");
-        } else if (const auto text = value.as<std::string>(); !s.read(inv, text)) {
-            bad_value(from, s.name, text, s.expected);
-        }
+        apply_setting(s, from, value, inv);
     }
     if (const auto* v = m.find("listen"); v && inv.config.listen.empty())
         throw startup_error(exit_code::config,
@@ -514,6 +531,7 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
     if (config_from.count("config"))
         layers.push_back({config_source::file, read_config_file(config_from["config"].as<std::string>(), settings)});
 
+    check_every_source(layers);
     const auto m = merge(layers);
     apply_settings(m, inv);
     if (m.find("check-config")) inv.what = server_invocation::action::check_config;

@@ -417,6 +417,14 @@ class StartupErrors(unittest.TestCase):
 
 
 class Configuration(unittest.TestCase):
+    def test_a_value_another_source_overrides_is_checked_all_the_same(self):
+        cfg = write_file(make_tempdir(self), "hello.conf", "threads = nope\n")
+        line = expect_one_line_failure(self, [SERVER, "--config", cfg, "--threads", "2", "--check-config"], EX_CONFIG)
+        self.assertIn("invalid value 'nope' for threads (from config file)", line)
+        line = expect_one_line_failure(self, [SERVER, "--framing", "line", "--check-config"], EX_USAGE,
+                                       env=clean_env(HELLO_FRAMING="json"))
+        self.assertIn("invalid value 'json' for framing (from environment)", line)
+
     def test_a_long_list_of_endpoints_is_checked_at_once(self):
         # Checked again on every reload, on the loop that serves: each pair compared by the
         # file system took 20 s for 2,000 endpoints, every client waiting meanwhile.
