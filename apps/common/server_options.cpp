@@ -393,15 +393,16 @@ void apply_setting(const setting& s, config_source from, const po::variable_valu
     }
 }
 
-// Every source's values are checked, also those another source overrides: a typo in the file
-// must not wait, unnoticed by --check-config and reloads, for the day the flag that hides it
-// is dropped.
-void check_every_source(const std::vector<layer>& layers) {
+// The values another source overrides are checked all the same: a typo in the file must not
+// wait, unnoticed by --check-config and reloads, for the day the flag that hides it is dropped.
+void check_overridden(const std::vector<layer>& layers, const merged& m) {
     for (const auto& l : layers) {
         server_invocation scratch;
-        for (const auto& s : settings())
-            if (const auto it = l.values.find(s.name); it != l.values.end() && !it->second.defaulted())
-                apply_setting(s, l.source, it->second, scratch);
+        for (const auto& s : settings()) {
+            const auto it = l.values.find(s.name);
+            if (it == l.values.end() || it->second.defaulted() || m.find(s.name)->first == l.source) continue;
+            apply_setting(s, l.source, it->second, scratch);
+        }
     }
 }
 
@@ -531,9 +532,9 @@ server_invocation parse_server_invocation(int argc, const char* const argv[], co
     if (config_from.count("config"))
         layers.push_back({config_source::file, read_config_file(config_from["config"].as<std::string>(), settings)});
 
-    check_every_source(layers);
     const auto m = merge(layers);
     apply_settings(m, inv);
+    check_overridden(layers, m);
     if (m.find("check-config")) inv.what = server_invocation::action::check_config;
     if (m.find("print-config")) inv.what = server_invocation::action::print_config;
     return inv;

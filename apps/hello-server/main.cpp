@@ -133,7 +133,7 @@ private:
                 spdlog::warn("second signal: closing every connection now");
                 server_.abort();
             }
-            if (!stopped_) wait_for_signal();
+            wait_for_signal();  // the stop, once complete, cancels this wait
         });
     }
 

@@ -4,6 +4,7 @@
 #include "socket_path_claim.hpp"
 
 #include <hello/config.hpp>
+#include <hello/error.hpp>
 
 #include <list>
 #include <optional>
@@ -23,6 +24,9 @@ struct listener {
     bool is_tcp = false;
     bool inherited = false;
     std::string name;  // an inherited socket's name from the supervisor (LISTEN_FDNAMES)
+
+    // The endpoint as a log line names it: escaped, since a name may hold any byte.
+    [[nodiscard]] std::string shown() const { return printable(where.to_string()); }
 };
 
 // Binds and listens on every address `ep` names, except those in `inherited`, which are

@@ -102,18 +102,17 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<impl> self, std:
             // nobody waiting: say it once per spell, not ten times a second. Accepting again at
             // once would spin; the connections already open keep being served meanwhile.
             if (exhausted_attempts++ == 0)
-                spdlog::error("accept on {} failed: {}; retrying every {} ms", printable(l.where.to_string()),
-                              ec.message(), retry_after.count());
+                spdlog::error("accept on {} failed: {}; retrying every {} ms", l.shown(), ec.message(),
+                              retry_after.count());
             timer pause(self->control, retry_after);
             co_await pause.async_wait(nothrow);
             continue;
         }
         if (exhausted_attempts > 0) {
-            spdlog::warn("accept on {} works again after {} failed attempts", printable(l.where.to_string()),
-                         exhausted_attempts);
+            spdlog::warn("accept on {} works again after {} failed attempts", l.shown(), exhausted_attempts);
             exhausted_attempts = 0;
         }
-        if (ec) spdlog::error("accept on {} failed: {}", printable(l.where.to_string()), ec.message());
+        if (ec) spdlog::error("accept on {} failed: {}", l.shown(), ec.message());
     }
 }
 
@@ -141,10 +140,9 @@ bool server::impl::admit(connection_socket& socket, const listener& l) {
             spdlog::warn(
                 "connection on {} refused: {} connections open is the limit (max-connections); further "
                 "refusals are counted",
-                printable(l.where.to_string()), connection_limit);
+                l.shown(), connection_limit);
         else
-            spdlog::debug("connection on {} refused: {} connections open", printable(l.where.to_string()),
-                          connection_limit);
+            spdlog::debug("connection on {} refused: {} connections open", l.shown(), connection_limit);
         turn_away("error: too many connections\n");
         return false;
     }
@@ -167,11 +165,10 @@ bool server::impl::admit(connection_socket& socket, const listener& l) {
         ++denials_unlogged;
     }
     if (peer)
-        spdlog::log(level, "connection on {} denied: peer pid={} uid={} gid={} is not allowed{}",
-                    printable(l.where.to_string()), peer->pid, peer->uid, peer->gid, also);
+        spdlog::log(level, "connection on {} denied: peer pid={} uid={} gid={} is not allowed{}", l.shown(), peer->pid,
+                    peer->uid, peer->gid, also);
     else
-        spdlog::log(level, "connection on {} denied: the peer's credentials cannot be read{}",
-                    printable(l.where.to_string()), also);
+        spdlog::log(level, "connection on {} denied: the peer's credentials cannot be read{}", l.shown(), also);
     turn_away("error: not allowed\n");
     return false;
 }
@@ -211,7 +208,7 @@ void server::impl::accept_backlog(listener& l) {
         if (!ec) serve(std::move(socket), l);
     }
     if (ec != asio::error::would_block && ec != asio::error::try_again)
-        spdlog::warn("accept on {} while stopping failed: {}", printable(l.where.to_string()), ec.message());
+        spdlog::warn("accept on {} while stopping failed: {}", l.shown(), ec.message());
 }
 
 // A socket file goes at once, so that a replacement server can start while this one drains.
@@ -296,7 +293,7 @@ server::server(asio::io_context& ctx, server_config config, std::vector<inherite
         impl_->add_listeners(open_listeners(ctx, ep, *impl_->config, passed_down));
     // What the supervisor passed down is served even when no configured endpoint names it.
     for (const auto& l : passed_down)
-        spdlog::info("serving inherited socket {}{} that no configured endpoint names", printable(l.where.to_string()),
+        spdlog::info("serving inherited socket {}{} that no configured endpoint names", l.shown(),
                      l.name.empty() ? "" : " (" + printable(l.name) + ")");
     impl_->add_listeners(std::move(passed_down));
 }
@@ -345,7 +342,7 @@ std::vector<std::string> server::impl::apply(server_config next) {
     std::erase_if(listeners, [&](const std::shared_ptr<listener>& l) {
         // An inherited socket stays: its supervisor keeps it listening whatever we do.
         if (l->inherited || listed(l->configured)) return false;
-        spdlog::info("no longer listening on {}", printable(l->where.to_string()));
+        spdlog::info("no longer listening on {}", l->shown());
         close_listener(*l);
         return true;
     });
@@ -356,7 +353,7 @@ std::vector<std::string> server::impl::apply(server_config next) {
         try {
             std::list<listener> none_passed_down;
             auto opened = open_listeners(ctx, ep, next, none_passed_down);
-            for (const auto& l : opened) spdlog::info("now listening on {}", printable(l.where.to_string()));
+            for (const auto& l : opened) spdlog::info("now listening on {}", l.shown());
             add_listeners(std::move(opened));
         } catch (const error& e) {
             problems.push_back(e.what());
