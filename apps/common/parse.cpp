@@ -21,6 +21,16 @@ std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text) {
     return ms;
 }
 
+std::optional<std::string> message_problem(hello::framing f, std::string_view message) {
+    if (f == hello::framing::line && message.find('\n') != std::string_view::npos)
+        return "--message cannot contain a newline in line framing";
+    if (f == hello::framing::raw && message.empty()) return "--message cannot be empty in raw framing";
+    if (f == hello::framing::raw && message.size() > hello::max_raw_request)
+        return "--message over " + std::to_string(hello::max_raw_request) +
+               " bytes in raw framing: the server reads that much at once, so it would answer more than once";
+    return std::nullopt;
+}
+
 std::string format_seconds(std::chrono::milliseconds ms) {
     const auto count = ms.count();
     auto text = std::to_string(count / 1000);

@@ -1,8 +1,11 @@
 #pragma once
 
+#include <hello/framing.hpp>
+
 #include <charconv>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace hello::app {
@@ -21,6 +24,11 @@ template <typename Number>
 // Seconds with an optional fraction ("10", "0.25"), from 0 to one day, to the millisecond; a
 // value above 0 that rounds to 0 ms is refused, as is a leading blank.
 [[nodiscard]] std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text);
+
+// What makes `message` no single request in framing `f`, as a usage error says it; nullopt if
+// nothing: a newline in line framing (two requests), nothing at all in raw framing (no request:
+// the server would never answer), or more in raw framing than the server reads at once.
+[[nodiscard]] std::optional<std::string> message_problem(hello::framing f, std::string_view message);
 
 // Milliseconds as the shortest seconds text that parse_seconds() reads back exactly.
 [[nodiscard]] std::string format_seconds(std::chrono::milliseconds ms);

@@ -163,12 +163,7 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     // the server answers once.
     if (s.pipeline > 1 && s.framing == framing::raw)
         usage_error("--pipeline needs --framing line: raw framing cannot tell pipelined requests apart");
-    if (s.framing == framing::line && s.message.find('\n') != std::string::npos)
-        usage_error("--message cannot contain a newline in line framing");
-    if (s.framing == framing::raw && s.message.empty()) usage_error("--message cannot be empty in raw framing");
-    if (s.framing == framing::raw && s.message.size() > max_raw_request)
-        usage_error("--message over " + std::to_string(max_raw_request) +
-                    " bytes in raw framing: the server reads that much at once, so it would answer more than once");
+    if (const auto problem = message_problem(s.framing, s.message)) usage_error(*problem);
     return inv;
 }
 

@@ -107,14 +107,7 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     }
     inv.json = vm.count("json") > 0;
     inv.options.wait_for_server = vm.count("wait") > 0;
-    if (inv.options.framing == hello::framing::line && inv.message.find('\n') != std::string::npos)
-        usage_error("--message cannot contain a newline in line framing");
-    // Sending nothing is no request at all: the server would never answer.
-    if (inv.options.framing == hello::framing::raw && inv.message.empty())
-        usage_error("--message cannot be empty in raw framing");
-    if (inv.options.framing == hello::framing::raw && inv.message.size() > hello::max_raw_request)
-        usage_error("--message over " + std::to_string(hello::max_raw_request) +
-                    " bytes in raw framing: the server reads that much at once, so it would answer more than once");
+    if (const auto problem = message_problem(inv.options.framing, inv.message)) usage_error(*problem);
     return inv;
 }
 
