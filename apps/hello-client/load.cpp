@@ -246,7 +246,7 @@ private:
     // Until the next thing the clock decides: the warm-up's end, the run's, a timeout scan, a retry.
     int wait_ms() const {
         auto next = stopping_ ? next_scan_ : std::min(next_scan_, plan_.stop_at);
-        if (!measuring_) next = std::min(next, plan_.measure_from);
+        if (!measuring_ && !stopping_) next = std::min(next, plan_.measure_from);
         if (resting_ > 0) next = std::min(next, next_retry_);
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - clock::now()).count();
         return static_cast<int>(std::clamp<std::int64_t>(left, 0, 1000));
@@ -489,8 +489,10 @@ private:
         next_retry_ = std::min(next_retry_, until);
     }
 
+    // The connection has no batch any more, now or later: nothing for a timeout to fail.
     void finish(connection& c) {
         close(c);
+        c.started = never;
         c.st = state::idle;
         if (--active_ == 0 && !stopping_) measure_end_ = last_answer_;
     }
@@ -735,20 +737,29 @@ result run(const scenario& s, const protocol::endpoint& address, std::string nam
     p.measure_from = start + s.warmup;
     if (s.duration) p.stop_at = p.measure_from + *s.duration;
     cpu_times cpu_from = cpu_now();
+    cpu_times cpu_to{};
     bool cpu_sampled = s.warmup.count() == 0;
+    bool cpu_stopped = false;
     auto next_progress = start + std::chrono::seconds(1);
-    // The next time the waiting thread has something to do: count CPU time from the end of the
-    // warm-up, and show progress every second.
+    // The next time the waiting thread has something to do: count CPU time over the measured
+    // time (from the end of the warm-up to the end of the duration, not over the wait for the
+    // replies owed then), and show progress every second while measuring.
     const auto due = [&] {
-        auto at = on_progress ? next_progress : never;
-        return cpu_sampled ? at : std::min(at, p.measure_from);
+        auto at = on_progress && !cpu_stopped ? next_progress : never;
+        if (!cpu_sampled) at = std::min(at, p.measure_from);
+        if (!cpu_stopped) at = std::min(at, p.stop_at);
+        return at;
     };
     const auto tick = [&](clock::time_point now) {
         if (!cpu_sampled && now >= p.measure_from) {
             cpu_from = cpu_now();
             cpu_sampled = true;
         }
-        if (on_progress && now >= next_progress) {
+        if (!cpu_stopped && now >= p.stop_at) {
+            cpu_to = cpu_now();
+            cpu_stopped = true;
+        }
+        if (on_progress && !cpu_stopped && now >= next_progress) {
             progress pr;
             pr.measuring = now >= p.measure_from;
             pr.elapsed = next_progress - (pr.measuring ? p.measure_from : start);
@@ -764,7 +775,7 @@ result run(const scenario& s, const protocol::endpoint& address, std::string nam
         return due();
     };
     run_threads(workers, due(), tick);
-    const auto cpu_to = cpu_now();
+    if (!cpu_stopped) cpu_to = cpu_now();  // a counted run ends with its last reply
 
     result r;
     r.endpoint = std::move(name);

@@ -16,8 +16,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from helpers import (CLIENT, EX_IOERR, EX_OK, EX_OSERR, EX_PROTOCOL, EX_TEMPFAIL, EX_UNAVAILABLE,  # noqa: E402
-                     EX_USAGE, LINE_REPLY, RAW_REPLY, RUN_TIMEOUT, Server, TutorialServer, abstract_name, clean_env,
-                     describe, expect_one_line_failure, run, socket_path)
+                     EX_USAGE, LINE_REPLY, PYTHON, RAW_REPLY, RUN_TIMEOUT, Process, Server, TutorialServer,
+                     abstract_name, clean_env, describe, expect_one_line_failure, run, socket_path)
 
 BENCH = [CLIENT, "bench"]
 PERCENTILES = ("min", "p50", "p90", "p99", "p99_9", "max")
@@ -261,6 +261,18 @@ class Peer:
         return False
 
 
+class SlowAcceptor(Process):
+    """A Python listener (`script`, given the path) ready once it prints `listening`."""
+
+    ready_stream = "stdout"
+
+    def __init__(self, script, path):
+        super().__init__([PYTHON, "-c", script, path])
+
+    def is_ready_line(self, line):
+        return line == "listening"
+
+
 class BenchErrors(unittest.TestCase):
     """Peers that answer the probe (the first request) right, then go wrong in the run."""
 
@@ -298,16 +310,49 @@ class BenchErrors(unittest.TestCase):
 
     def test_replies_owed_when_the_time_is_up_are_waited_for(self):
         # The run ends before the timeout would: the requests in flight still end as errors,
-        # and a run that answered nothing is no success.
+        # and a run that answered nothing is no success. The wait is a wait, not a spin.
         path = socket_path(self)
         with Peer(path, None, first=RAW_REPLY):
             started = time.monotonic()
+            cpu_before = os.times()
             doc = bench_json(self, "--connect", "unix:" + path, "--duration", "0.2", "--connections", "3", "--timeout",
-                             "1", code=EX_TEMPFAIL)
+                             "1.5", code=EX_TEMPFAIL)
+            cpu_after = os.times()
             waited = time.monotonic() - started
         row = doc["results"][0]
         self.assertEqual((row["requests"], row["errors"]["timeout"], row["errors"]["total"]), (0, 3, 3), row)
-        self.assertGreaterEqual(waited, 1.0)
+        self.assertGreaterEqual(waited, 1.5)
+        cpu = (cpu_after.children_user + cpu_after.children_system) - (cpu_before.children_user +
+                                                                       cpu_before.children_system)
+        self.assertLess(cpu, 0.5, f"the bench used {cpu:.2f} s of CPU in {waited:.2f} s, waiting")
+
+    def test_connects_waiting_on_a_full_backlog_when_the_time_is_up(self):
+        # A listener with a backlog of 1 that takes a connection every 0.2 s and never answers
+        # (but the probe): when the time is up, some connects wait for room and others for
+        # replies. The run still ends, a timeout after its duration, with the timeouts counted.
+        path = socket_path(self)
+        script = ("import socket, sys, time\n"
+                  "s = socket.socket(socket.AF_UNIX)\n"
+                  "s.bind(sys.argv[1])\n"
+                  "s.listen(1)\n"
+                  "print('listening', flush=True)\n"
+                  "c, _ = s.accept()\n"
+                  "c.recv(64)\n"
+                  "c.sendall(b'hello client')\n"
+                  "held = [c]\n"
+                  "while True:\n"
+                  "    held.append(s.accept()[0])\n"
+                  "    time.sleep(0.2)  # the slowness under test\n")
+        with SlowAcceptor(script, path):
+            started = time.monotonic()
+            doc = bench_json(self, "--connect", "unix:" + path, "--mode", "connect", "--connections", "6",
+                             "--timeout", "1", "--duration", "1.5", code=EX_TEMPFAIL)
+            waited = time.monotonic() - started
+        row = doc["results"][0]
+        self.assertEqual(row["requests"], 0, row)
+        self.assertGreater(row["errors"]["timeout"], 0, row)
+        self.assertEqual(row["errors"]["total"], row["errors"]["timeout"], row)
+        self.assertLess(waited, 6.0)
 
     def test_a_run_that_answered_nothing_in_time_fails(self):
         # Every reply comes, but only after the measured time: nothing was measured.
