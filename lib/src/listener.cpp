@@ -18,20 +18,21 @@ namespace {
     throw error(ec, "cannot listen on " + printable(ep.to_string()) + ": " + ec.message());
 }
 
-// Gives the socket file the server bound its group and mode, and nothing else, and returns
-// which file that was: whoever can write to the directory may have swapped the file for a
-// symlink (to /etc/shadow, say) or a hard link since bind(), and chown() or chmod() by name
-// would follow either; later, the path may even hold another server's socket. The file is
-// opened without following links and changed through that descriptor only once it is a socket
-// of ours with no other name and, after the first time, the very file first checked (`bound`).
-file_identity set_socket_access(const endpoint& ep, unsigned mode, std::optional<unsigned> group,
-                                std::optional<file_identity> bound) {
+// Gives the socket file the server bound its group and mode, and nothing else: whoever can
+// write to the directory may have swapped the file for a symlink (to /etc/shadow, say) or a
+// hard link since bind(), and chown() or chmod() by name would follow either; later, the path
+// may even hold another server's socket. The file is opened without following links and
+// changed through that descriptor only once it is a socket of ours with no other name and,
+// after the first time, the very file the claim recorded then. It is recorded before it is
+// changed, so that a change that fails still leaves the file the claim's to remove.
+void set_socket_access(const endpoint& ep, unsigned mode, std::optional<unsigned> group, socket_path_claim& claim) {
     const auto& path = ep.as_unix().name;
     const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) cannot_listen(ep, error_code(errno, boost::system::system_category()));
     struct stat st {};
     const bool ours = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == ::geteuid() && st.st_nlink == 1 &&
-                      (!bound || *bound == file_identity{st.st_dev, st.st_ino});
+                      (!claim.socket() || *claim.socket() == file_identity{st.st_dev, st.st_ino});
+    if (ours) claim.bound({st.st_dev, st.st_ino});
     int rc = 0;
     // The group first: chown() may clear mode bits, chmod() never touches the owner.
     if (ours && group) rc = ::fchownat(fd, "", static_cast<uid_t>(-1), *group, AT_EMPTY_PATH);
@@ -44,7 +45,6 @@ file_identity set_socket_access(const endpoint& ep, unsigned mode, std::optional
                                                ": the socket file is no longer the one the server bound; not "
                                                "changing the mode of what is there now");
     if (rc != 0) cannot_listen(ep, error_code(err, boost::system::system_category()));
-    return {st.st_dev, st.st_ino};
 }
 
 // open -> options -> bind -> (chmod) -> listen, so that no client ever sees the socket
@@ -62,7 +62,7 @@ listener listen_on(asio::io_context& ctx, const endpoint& ep, const protocol::en
     if (!ec && is_ipv6(addr)) l.socket.set_option(asio::ip::v6_only(true), ec);
     if (!ec) l.socket.bind(addr, ec);
     if (ec) cannot_listen(ep, ec);
-    if (filesystem_socket) l.claim->bound(set_socket_access(ep, cfg.socket_mode, cfg.socket_group, std::nullopt));
+    if (filesystem_socket) set_socket_access(ep, cfg.socket_mode, cfg.socket_group, *l.claim);
     l.socket.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) cannot_listen(ep, ec);
     if (l.is_tcp) l.where = to_endpoint(l.socket.local_endpoint());
@@ -111,9 +111,8 @@ listener adopt_listener(asio::io_context& ctx, int fd, std::string name) {
     return l;
 }
 
-void reapply_socket_access(const listener& l, const server_config& cfg) {
-    if (l.claim && l.configured)
-        (void)set_socket_access(*l.configured, cfg.socket_mode, cfg.socket_group, l.claim->socket());
+void reapply_socket_access(listener& l, const server_config& cfg) {
+    if (l.claim && l.configured) set_socket_access(*l.configured, cfg.socket_mode, cfg.socket_group, *l.claim);
 }
 
 }  // namespace hello::detail

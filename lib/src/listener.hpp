@@ -40,6 +40,6 @@ std::vector<listener> open_listeners(asio::io_context& ctx, const endpoint& ep, 
 listener adopt_listener(asio::io_context& ctx, int fd, std::string name);
 
 // Gives a socket file the server bound the configured group and mode again, as after bind().
-void reapply_socket_access(const listener& l, const server_config& cfg);
+void reapply_socket_access(listener& l, const server_config& cfg);
 
 }  // namespace hello::detail

@@ -284,20 +284,34 @@ class AccessControl(unittest.TestCase):
         os.chmod(client, 0o755)
         return run(["setpriv", f"--reuid={NOBODY}", f"--regid={group}", "--clear-groups", client, *args])
 
-    def test_a_directory_the_server_may_not_search_is_not_called_missing(self):
+    def server_as_nobody(self):
+        """The argv prefix that runs hello-server as nobody (from a copy nobody may execute)."""
         place = make_tempdir(self)
         os.chmod(place, 0o755)
         server = os.path.join(place, "hello-server")
         shutil.copy(SERVER, server)
         os.chmod(server, 0o755)
+        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", server]
+
+    def test_a_directory_the_server_may_not_search_is_not_called_missing(self):
         closed = make_tempdir(self)  # 0700, root's
         os.mkdir(os.path.join(closed, "sub"))
         endpoint = "unix:" + os.path.join(closed, "sub", "s.sock")
-        line = expect_one_line_failure(self, ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                                              server, "--listen", endpoint, "--check-config"], EX_UNAVAILABLE,
-                                       program="hello-server")
+        line = expect_one_line_failure(self, [*self.server_as_nobody(), "--listen", endpoint, "--check-config"],
+                                       EX_UNAVAILABLE, program="hello-server")
         self.assertIn("Permission denied", line)
         self.assertNotIn("does not exist", line)
+
+    def test_a_socket_whose_group_cannot_be_set_is_not_left_behind(self):
+        # nobody may not give its socket to group root: the start fails, and the socket it
+        # bound goes with it.
+        directory = make_tempdir(self)
+        os.chown(directory, NOBODY, NOBODY)
+        path = os.path.join(directory, "s.sock")
+        line = expect_one_line_failure(self, [*self.server_as_nobody(), "--listen", "unix:" + path, "--socket-group",
+                                              "root"], EX_UNAVAILABLE, program="hello-server")
+        self.assertIn("Operation not permitted", line)
+        self.assertEqual(os.listdir(directory), [])
 
     def test_socket_mode_keeps_others_out(self):
         directory = make_tempdir(self)
