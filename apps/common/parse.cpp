@@ -25,9 +25,9 @@ std::optional<std::string> message_problem(hello::framing f, std::string_view me
     if (f == hello::framing::line && message.find('\n') != std::string_view::npos)
         return "--message cannot contain a newline in line framing";
     if (f == hello::framing::raw && message.empty()) return "--message cannot be empty in raw framing";
-    if (f == hello::framing::raw && message.size() > hello::max_raw_request)
-        return "--message over " + std::to_string(hello::max_raw_request) +
-               " bytes in raw framing: the server reads that much at once, so it would answer more than once";
+    if (f == hello::framing::raw && message.size() > hello::max_raw_message)
+        return "--message over " + std::to_string(hello::max_raw_message) +
+               " bytes in raw framing: the kernel may hand it over in pieces, and each piece gets a reply";
     return std::nullopt;
 }
 

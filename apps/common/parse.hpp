@@ -27,7 +27,7 @@ template <typename Number>
 
 // What makes `message` no single request in framing `f`, as a usage error says it; nullopt if
 // nothing: a newline in line framing (two requests), nothing at all in raw framing (no request:
-// the server would never answer), or more in raw framing than the server reads at once.
+// the server would never answer), or more in raw framing than arrives in one piece.
 [[nodiscard]] std::optional<std::string> message_problem(hello::framing f, std::string_view message);
 
 // Milliseconds as the shortest seconds text that parse_seconds() reads back exactly.

@@ -182,7 +182,7 @@ const std::vector<setting>& settings() {
          number_of(&server_config::max_request_bytes)},
         {"drain-timeout", nullptr, "SECONDS",
          "on SIGTERM/SIGINT, how long open connections may finish before they are closed (default 10)",
-         "seconds from 0 to 86400", seconds_in(&server_config::drain_timeout),
+         "seconds from 0 to 86400, to the millisecond", seconds_in(&server_config::drain_timeout),
          seconds_of(&server_config::drain_timeout)},
         {"max-connections", nullptr, "N",
          "connections open at once; more are refused (default 0: the descriptor limit less 64)",
@@ -190,10 +190,10 @@ const std::vector<setting>& settings() {
          number_in(&server_config::max_connections, std::size_t{0}, std::size_t{10'000'000}),
          number_of(&server_config::max_connections)},
         {"idle-timeout", nullptr, "SECONDS",
-         "close a connection that sends no request for that long (default 0: never)", "seconds from 0 to 86400",
+         "close a connection that sends no request for that long (default 0: never)", "seconds from 0 to 86400, to the millisecond",
          seconds_in(&server_config::idle_timeout), seconds_of(&server_config::idle_timeout)},
         {"write-timeout", nullptr, "SECONDS",
-         "close a connection whose peer takes no reply for that long (default 30; 0: never)", "seconds from 0 to 86400",
+         "close a connection whose peer takes no reply for that long (default 30; 0: never)", "seconds from 0 to 86400, to the millisecond",
          seconds_in(&server_config::write_timeout), seconds_of(&server_config::write_timeout)},
         {"socket-group", nullptr, "GROUP", "group of UNIX socket files, a name or a number (default: the server's)",
          "a group name or number",
@@ -241,7 +241,7 @@ po::options_description command_description() {
         ("version", "print the version and exit")
         ("config", po::value<std::string>()->value_name("FILE"),
          "read settings from FILE (INI: NAME = VALUE); also HELLO_CONFIG")
-        ("check-config", "validate the settings and endpoints without binding, print nothing, exit 0 (64 or 78 on errors)")
+        ("check-config", "validate the settings and endpoints without binding, print nothing, exit 0 (64, 69 or 78 on errors)")
         ("print-config", "print the effective configuration with where each value came from, then exit");
     // clang-format on
     return d;

@@ -64,8 +64,8 @@ std::chrono::milliseconds seconds_option(const po::variables_map& vm, const char
     const auto text = vm[name].as<std::string>();
     const auto value = parse_seconds(text);
     if (!value || (!zero_ok && value->count() == 0))
-        usage_error("invalid value " + hello::in_quotes(text) + " for --" + name + ": expected seconds" +
-                    (zero_ok ? "" : " above 0") + ", at most 86400");
+        usage_error("invalid value " + hello::in_quotes(text) + " for --" + name + ": expected seconds from " +
+                    (zero_ok ? "0" : "0.001") + " to 86400, to the millisecond");
     return *value;
 }
 
@@ -418,7 +418,7 @@ int run(const invocation& inv) {
     raise_descriptor_limit();
     // A descriptor per connection, and a few for the process itself: found short now, not as
     // connections failing in the middle of a run as if the server had refused them.
-    constexpr unsigned long long reserved = 16;
+    const unsigned long long reserved = 16 + inv.s.threads;  // and an epoll instance per thread
     if (const auto limit = descriptor_limit(); inv.s.connections + reserved > limit)
         throw startup_error(exit_code::os_error, "--connections " + std::to_string(inv.s.connections) +
                                                      " needs as many descriptors, and this process may open " +

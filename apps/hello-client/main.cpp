@@ -102,7 +102,7 @@ std::optional<invocation> parse(int argc, char* argv[]) {
         const auto timeout = parse_seconds(text);
         if (!timeout || timeout->count() == 0)
             usage_error("invalid value " + hello::in_quotes(text) +
-                        " for --timeout: expected seconds above 0, at most 86400");
+                        " for --timeout: expected seconds from 0.001 to 86400, to the millisecond");
         inv.options.timeout = *timeout;
     }
     inv.json = vm.count("json") > 0;
@@ -111,15 +111,15 @@ std::optional<invocation> parse(int argc, char* argv[]) {
     return inv;
 }
 
-// A byte outside printable ASCII becomes \u00NN: whatever a server sends, the output is one
-// line of valid JSON (invalid UTF-8 included).
+// A reply printed is always the one expected; escaped all the same, so that the line is JSON
+// whatever the framing lets through.
 std::string json_string(std::string_view s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         if (c == '"' || c == '\\') {
             out += '\\';
             out += static_cast<char>(c);
-        } else if (c < 0x20 || c >= 0x7f) {
+        } else if (c < 0x20) {
             char esc[8];
             std::snprintf(esc, sizeof esc, "\\u%04x", c);
             out += esc;

@@ -600,12 +600,18 @@ class ClientExitCodes(unittest.TestCase):
         line = expect_one_line_failure(self, [CLIENT, "--connect", "unix:@no\x1b[31mbody\n"], EX_UNAVAILABLE)
         self.assertIn(r"unix:@no\x1b[31mbody\x0a", line)
 
-    def test_a_raw_message_the_server_cannot_read_at_once_is_a_usage_error(self):
+    def test_a_raw_message_longer_than_a_page_is_a_usage_error(self):
         path = socket_path(self)
-        argv = [CLIENT, "--connect", "unix:" + path, "--message", "a" * 65537]
-        self.assertIn("--message over 65536 bytes", expect_one_line_failure(self, argv, EX_USAGE))
-        self.assertIn("--message over 65536 bytes", expect_one_line_failure(self, [CLIENT, "bench", *argv[1:]],
-                                                                             EX_USAGE, program="hello-client bench"))
+        argv = [CLIENT, "--connect", "unix:" + path, "--message", "a" * 4097]
+        self.assertIn("--message over 4096 bytes", expect_one_line_failure(self, argv, EX_USAGE))
+        self.assertIn("--message over 4096 bytes", expect_one_line_failure(self, [CLIENT, "bench", *argv[1:]],
+                                                                            EX_USAGE, program="hello-client bench"))
+        # A page is the most, and it gets one reply each time, over UNIX and TCP.
+        for listen in ("unix:" + path, "tcp:127.0.0.1:0"):
+            with self.subTest(listen=listen), Server("--listen", listen) as server:
+                result = run([CLIENT, "--connect", server.endpoints[0], "--message", "a" * 4096, "-n", "200"])
+                self.assertEqual((result.returncode, result.stdout), (EX_OK, "hello client\n" * 200),
+                                 describe(result))
 
     def test_output_that_cannot_be_written_fails(self):
         with Server("--listen", "unix:" + socket_path(self)) as server:
