@@ -52,8 +52,11 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     template <typename Listeners>
     void add_listeners(Listeners opened);
     void serve(connection_socket socket, const listener& l);
-    void accept_backlog(listener& l);
+    bool accept_backlog(listener& l);
+    void shut(listener& l);
     void close_listener(listener& l);
+    asio::awaitable<void> take_queued_within(std::vector<std::shared_ptr<listener>> queued,
+                                             std::chrono::steady_clock::time_point deadline);
     void for_each_session(void (session::*action)());
     asio::awaitable<void> all_closed_within(std::chrono::steady_clock::duration limit);
     std::vector<std::string> apply(server_config next);
@@ -200,25 +203,53 @@ void server::impl::keep_ticking() {
 
 // A client whose connect() succeeded may be waiting in the backlog with its request sent;
 // closing the listener would reset it. Take what is queued now, without waiting for more.
-void server::impl::accept_backlog(listener& l) {
+// False when descriptors (or memory) ran out first: clients may still be queued.
+bool server::impl::accept_backlog(listener& l) {
     error_code ec;
     l.socket.non_blocking(true, ec);
     while (!ec) {
         auto socket = l.socket.accept(next_loop(), ec);
         if (!ec) serve(std::move(socket), l);
     }
+    if (is_resource_exhaustion(ec)) return false;
     if (ec != asio::error::would_block && ec != asio::error::try_again)
         spdlog::warn("accept on {} while stopping failed: {}", l.shown(), ec.message());
+    return true;
+}
+
+void server::impl::shut(listener& l) {
+    error_code ec;
+    l.socket.close(ec);
+    if (l.claim) l.claim->release();
 }
 
 // A socket file goes at once, so that a replacement server can start while this one drains.
 // An inherited socket stays with its supervisor, clients queued on it included: they wait
 // for the next start rather than being taken now.
 void server::impl::close_listener(listener& l) {
-    if (!l.inherited) accept_backlog(l);
-    error_code ec;
-    l.socket.close(ec);
-    if (l.claim) l.claim->release();
+    if (!l.inherited && !accept_backlog(l))
+        spdlog::warn("accept on {} while closing it failed: out of descriptors; clients still queued are reset",
+                     l.shown());
+    shut(l);
+}
+
+// Stopping while descriptors ran out: the clients still queued are taken as the drain closes
+// connections and frees descriptors, until the queues are empty or `deadline`; whoever is
+// queued then is reset, with nothing left to serve it.
+asio::awaitable<void> server::impl::take_queued_within(std::vector<std::shared_ptr<listener>> queued,
+                                                       std::chrono::steady_clock::time_point deadline) {
+    constexpr auto again = std::chrono::milliseconds(10);
+    while (!queued.empty() && !hurry && std::chrono::steady_clock::now() < deadline) {
+        timer pause(control, again);
+        co_await pause.async_wait(nothrow);
+        std::erase_if(queued, [&](const std::shared_ptr<listener>& l) {
+            if (!accept_backlog(*l)) return false;
+            shut(*l);
+            return true;
+        });
+    }
+    if (!queued.empty()) spdlog::warn("stopped taking clients queued while out of descriptors; they are reset");
+    for (const auto& l : queued) shut(*l);
 }
 
 template <typename Listeners>
@@ -263,12 +294,26 @@ asio::awaitable<void> server::impl::stop_sequence(std::shared_ptr<impl> self) {
     auto& state = *self->state;
     state.stopping = true;
     self->ticker.cancel();
-    for (auto& l : self->listeners) self->close_listener(*l);
+    // Out of descriptors, a listener keeps its queue (its socket file goes all the same).
+    std::vector<std::shared_ptr<listener>> still_queued;
+    for (auto& l : self->listeners) {
+        if (l->inherited || self->accept_backlog(*l)) {
+            self->shut(*l);
+            continue;
+        }
+        if (l->claim) l->claim->release();
+        still_queued.push_back(l);
+    }
     const auto drain_timeout = self->config->drain_timeout;
+    const auto deadline = std::chrono::steady_clock::now() + drain_timeout;
     spdlog::info("stopping: no longer accepting; draining {} open connections (up to {} ms)", state.open.load(),
                  drain_timeout.count());
+    if (!still_queued.empty())
+        spdlog::warn("out of descriptors: clients still queued on {} endpoints are taken as connections close",
+                     still_queued.size());
     self->for_each_session(&session::drain);
-    co_await self->all_closed_within(drain_timeout);
+    co_await self->take_queued_within(std::move(still_queued), deadline);
+    co_await self->all_closed_within(deadline - std::chrono::steady_clock::now());
     if (const auto left = state.open.load(); left > 0) {
         if (self->hurry)
             spdlog::warn("closing {} connections now", left);

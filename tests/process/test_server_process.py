@@ -829,6 +829,28 @@ class ResourceExhaustion(unittest.TestCase):
             self.assertEqual(kinds, [b"error: too many connections\n", LINE_REPLY], server.stderr.text())
             self.assertNotIn("Too many open files", server.stderr.text())
 
+    def test_clients_queued_while_out_of_descriptors_are_served_at_stop(self):
+        # Their connect() succeeded and their request is sent: the stop takes them as the drain
+        # frees descriptors, rather than resetting them with the listener.
+        import resource
+        raise_descriptor_limit()
+        with Server("--listen", "unix:" + socket_path(self)) as server:
+            ep = server.endpoints[0]
+            resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (self.LIMIT, self.LIMIT))
+            clients = [connect(ep) for _ in range(2 * self.LIMIT)]
+            for c in clients:
+                self.addCleanup(c.close)
+            self.assertIsNotNone(server.stderr.wait_line(lambda l: "Too many open files" in l, IO_TIMEOUT),
+                                 server.stderr.text())
+            for c in clients:
+                c.sendall(b"hello server")
+            server.signal(signal.SIGTERM)
+            for i, c in enumerate(clients):
+                self.assertEqual(recv_until_eof(c), RAW_REPLY, f"client {i}\n{server.stderr.text()}")
+            rc = server.wait_exit(STOP_TIMEOUT)
+        self.assertEqual(rc, EX_OK, server.stderr.text())
+        self.assertEqual(summary(server.stderr.text()), (2 * self.LIMIT, 2 * self.LIMIT), server.stderr.text())
+
     def test_running_out_of_descriptors_is_logged_and_survived(self):
         import resource
         with Server("--listen", "unix:" + socket_path(self)) as server:
