@@ -304,6 +304,16 @@ class LongLines(unittest.TestCase):
 
 
 class MisleadingErrors(unittest.TestCase):
+    def test_an_endpoint_name_is_logged_escaped(self):
+        # An abstract name may hold any byte: a newline or a terminal escape in it must not
+        # split a log line or reach the terminal.
+        name = abstract_name() + "\n\x1b[31m"
+        with Server("--listen", "unix:@" + name) as server:
+            self.assertEqual(server.endpoints, ["unix:@" + name.replace("\n", "\\x0a").replace("\x1b", "\\x1b")])
+        text = server.stderr.text()
+        self.assertNotIn("\x1b", text)
+        self.assertEqual(len([line for line in text.splitlines() if "listening on" in line]), 1, text)
+
     def test_crafted_lock_file_pid_is_not_echoed(self):
         path = socket_path(self)
         with open(path + ".lock", "w") as lock:
